@@ -1,0 +1,74 @@
+# streamd build, lint and test entry points.
+#
+#   make test         lint, Go tests with -race, conformance in durable and memory mode
+#   make build        build bin/streamd
+#   make test-go      Go tests with -race
+#   make conformance  conformance suite in both storage modes
+#   make lint         gofmt, go vet, staticcheck
+#   make stress       repeat the Go tests under -race (STRESS_COUNT, STRESS_RUN)
+
+GO               ?= go
+BIN              := bin/streamd
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK      := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# Optional prebuilt binary for the conformance runs; empty means build ./cmd/streamd.
+STREAMD_BIN      ?=
+STRESS_COUNT     ?= 20
+STRESS_RUN       ?= .
+
+.PHONY: all ci build test test-go race stress conformance conformance-durable conformance-memory lint fmt-check vet staticcheck clean
+
+.NOTPARALLEL:
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/streamd
+
+# The full check: lint, Go tests under the race detector, then the
+# conformance suite against streamd in both storage modes.
+test: lint test-go conformance
+
+ci: test
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+race: test-go
+
+stress:
+	$(GO) test -race -count=$(STRESS_COUNT) -run '$(STRESS_RUN)' ./...
+
+# Runs both modes even when the first fails, then fails if either did.
+conformance:
+	@status=0; \
+	scripts/conformance.sh durable $(STREAMD_BIN) || status=1; \
+	scripts/conformance.sh memory $(STREAMD_BIN) || status=1; \
+	exit $$status
+
+conformance-durable:
+	scripts/conformance.sh durable $(STREAMD_BIN)
+
+conformance-memory:
+	scripts/conformance.sh memory $(STREAMD_BIN)
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './conformance/node_modules/*' -not -path '*/testdata/*')"; \
+	unformatted="$$(if [ -n "$$files" ]; then gofmt -l $$files; fi)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi; \
+	echo "gofmt: ok"
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+clean:
+	rm -rf bin

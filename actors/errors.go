@@ -1,0 +1,67 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound reports that no stream exists at the path (or it expired).
+	ErrNotFound = errors.New("stream not found")
+	// ErrConfigMismatch reports a create for an existing stream whose content
+	// type, expiry or closure differs from the request.
+	ErrConfigMismatch = errors.New("stream exists with a different configuration")
+	// ErrStreamClosed reports an append to a closed stream; see ClosedError.
+	ErrStreamClosed = errors.New("stream is closed")
+	// ErrContentTypeMismatch reports an append whose content type differs
+	// from the stream's.
+	ErrContentTypeMismatch = errors.New("content type does not match the stream")
+	// ErrSeqRegression reports a Stream-Seq not greater than the last one.
+	ErrSeqRegression = errors.New("Stream-Seq must increase")
+	// ErrStaleEpoch reports a producer epoch below the current one; see
+	// StaleEpochError.
+	ErrStaleEpoch = errors.New("stale producer epoch")
+	// ErrEpochSeq reports a new producer epoch that does not start at seq 0.
+	ErrEpochSeq = errors.New("a new producer epoch must start at Producer-Seq 0")
+	// ErrSeqGap reports a producer sequence gap; see SeqGapError.
+	ErrSeqGap = errors.New("producer sequence gap")
+	// ErrBehind reports a live read whose offset is behind the durable tail:
+	// the caller should read from storage instead of waiting.
+	ErrBehind = errors.New("offset is behind the tail")
+	// ErrOffsetBeyondTail reports a read offset past the stream's tail.
+	ErrOffsetBeyondTail = errors.New("offset is beyond the tail of the stream")
+	// ErrShuttingDown reports a request made while streamd stops.
+	ErrShuttingDown = errors.New("streamd is shutting down")
+
+	// errRetry tells a caller that the actor it reached is passivating or
+	// gone; the caller locates the stream again and resends.
+	errRetry = errors.New("stream actor retired")
+)
+
+// ClosedError is returned for appends to a closed stream.
+type ClosedError struct{ Tail uint64 }
+
+func (e *ClosedError) Error() string { return fmt.Sprintf("stream is closed at %d", e.Tail) }
+
+// Is makes ClosedError match ErrStreamClosed.
+func (e *ClosedError) Is(target error) bool { return target == ErrStreamClosed }
+
+// StaleEpochError carries the producer's current epoch (§5.2.1, 403).
+type StaleEpochError struct{ Current uint64 }
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("stale producer epoch; current epoch is %d", e.Current)
+}
+
+// Is makes StaleEpochError match ErrStaleEpoch.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
+
+// SeqGapError carries the expected and received producer sequence (§5.2.1, 409).
+type SeqGapError struct{ Expected, Received uint64 }
+
+func (e *SeqGapError) Error() string {
+	return fmt.Sprintf("producer sequence gap: expected %d, received %d", e.Expected, e.Received)
+}
+
+// Is makes SeqGapError match ErrSeqGap.
+func (e *SeqGapError) Is(target error) bool { return target == ErrSeqGap }

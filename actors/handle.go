@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// retiredBit marks a Handle whose actor is passivating or gone.
+const retiredBit = math.MinInt64
+
+// Handle is the supervisor's record of one stream actor incarnation, shared
+// with HTTP handlers through the lock-free cache.
+//
+// Passivation invariant: a message is only ever sent to the actor through
+// send, which counts itself in gate; the actor retires only by swapping gate
+// from 0 (no send in progress) to retiredBit. Hence after a successful
+// retire no new message can reach the mailbox, every message already in it
+// is answered with errRetry, and the caller relocates the stream through the
+// supervisor, which does not spawn the next incarnation before this one has
+// terminated. No request is lost or handled by two incarnations.
+type Handle struct {
+	pid   *actor.PID
+	gate  atomic.Int64
+	snap  atomic.Pointer[Snapshot]
+	ready chan struct{} // closed once the actor has loaded its state
+	// loadErr is written before ready is closed and read only after.
+	loadErr error
+	// lastAccess (unix nanoseconds) anchors the sliding TTL. Readers update it
+	// directly so that reads refresh the TTL without a message.
+	lastAccess atomic.Int64
+}
+
+func newHandle() *Handle { return &Handle{ready: make(chan struct{})} }
+
+// send delivers msg to the actor unless it has retired.
+func (h *Handle) send(root *actor.RootContext, msg any) bool {
+	for {
+		g := h.gate.Load()
+		if g < 0 {
+			return false
+		}
+		if h.gate.CompareAndSwap(g, g+1) {
+			break
+		}
+	}
+	root.Send(h.pid, msg)
+	h.gate.Add(-1)
+	return true
+}
+
+// tryRetire retires the handle if no send is in progress.
+func (h *Handle) tryRetire() bool { return h.gate.CompareAndSwap(0, retiredBit) }
+
+// forceRetire retires the handle regardless of senders (actor failure path).
+func (h *Handle) forceRetire() {
+	for {
+		g := h.gate.Load()
+		if g < 0 || h.gate.CompareAndSwap(g, g|retiredBit) {
+			return
+		}
+	}
+}
+
+func (h *Handle) retired() bool { return h.gate.Load() < 0 }
+
+// Snapshot returns the stream's last committed state.
+func (h *Handle) Snapshot() *Snapshot { return h.snap.Load() }
+
+// Touch records an access that refreshes a sliding TTL (§5.1: reads and
+// writes do, HEAD does not).
+func (h *Handle) Touch(now time.Time) {
+	n := now.UnixNano()
+	for {
+		old := h.lastAccess.Load()
+		if old >= n || h.lastAccess.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// LastAccess returns the last recorded access.
+func (h *Handle) LastAccess() time.Time { return time.Unix(0, h.lastAccess.Load()) }
+
+// Expired reports whether snap's stream has expired at now.
+func (h *Handle) Expired(snap *Snapshot, now time.Time) bool {
+	d, ok := snap.deadline(h.LastAccess())
+	return ok && !now.Before(d)
+}

@@ -1,0 +1,80 @@
+package actors
+
+// retrier is implemented by every request that carries a reply channel, so
+// a request that reaches a retired actor, or becomes a dead letter, is
+// answered with errRetry instead of being lost.
+type retrier interface{ retry() }
+
+type createMsg struct {
+	req   CreateRequest
+	reply chan Result
+}
+
+type appendMsg struct {
+	req   AppendRequest
+	reply chan Result
+}
+
+type deleteMsg struct {
+	reply chan Result // nil for expiry-driven deletes
+}
+
+type waitMsg struct {
+	id    uint64
+	from  uint64
+	reply chan waitResult
+}
+
+type waitResult struct {
+	delta *Delta
+	err   error
+}
+
+type cancelWaitMsg struct{ id uint64 }
+
+type subscribeMsg struct {
+	id    uint64
+	from  uint64
+	ch    chan *Delta
+	reply chan error
+}
+
+type unsubscribeMsg struct{ id uint64 }
+
+// expireTick asks the actor to check its stream's expiry.
+type expireTick struct{}
+
+// commitDone reports the end of a batch commit to the actor that started it.
+type commitDone struct {
+	ops  []*writeOp
+	snap *Snapshot
+	err  error
+}
+
+func reply[T any](ch chan T, v T) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- v:
+	default: // already answered (buffer of one); never block an actor
+	}
+}
+
+func (m *createMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
+func (m *appendMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
+func (m *deleteMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
+func (m *waitMsg) retry()      { reply(m.reply, waitResult{err: errRetry}) }
+func (m *subscribeMsg) retry() { reply(m.reply, errRetry) }
+
+// Messages whose loss is harmless or handled by retry are not worth a
+// dead-letter log line.
+func (*createMsg) IgnoreDeadLetterLogging()      {}
+func (*appendMsg) IgnoreDeadLetterLogging()      {}
+func (*deleteMsg) IgnoreDeadLetterLogging()      {}
+func (*waitMsg) IgnoreDeadLetterLogging()        {}
+func (*cancelWaitMsg) IgnoreDeadLetterLogging()  {}
+func (*subscribeMsg) IgnoreDeadLetterLogging()   {}
+func (*unsubscribeMsg) IgnoreDeadLetterLogging() {}
+func (*expireTick) IgnoreDeadLetterLogging()     {}
+func (*commitDone) IgnoreDeadLetterLogging()     {}

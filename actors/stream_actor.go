@@ -1,0 +1,638 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/streamd/streamd/persistence"
+	"github.com/streamd/streamd/protocol"
+)
+
+type opKind int
+
+const (
+	opAppend  opKind = iota // records and/or state changes
+	opNoWrite               // a reply that must wait for earlier commits
+	opCreate                // barrier: replaces the stream's identity
+	opDelete                // barrier: removes the stream
+)
+
+// writeOp is one accepted request travelling through the commit pipeline.
+type writeOp struct {
+	kind    opKind
+	reply   chan Result
+	res     Result
+	id      uint64 // stream id the records belong to
+	start   uint64
+	records [][]byte
+	oldID   uint64 // create/delete: id of the incarnation to remove (0: none)
+}
+
+// streamActor is the single writer of one stream path.
+//
+// State comes in two layers. The speculative layer (exists, meta, producers,
+// tail) includes every accepted write, committed or not, and is what new
+// requests are validated against, so that pipelined writes see each other.
+// The durable layer is snap: it changes only when a commit has been synced,
+// and it is all that readers and waiters ever see.
+type streamActor struct {
+	s    *Streams
+	path string
+	h    *Handle
+	self *actor.PID
+
+	exists    bool
+	meta      persistence.Meta
+	producers map[string]persistence.ProducerState
+	tail      uint64
+
+	snap *Snapshot
+
+	pending        []*writeOp
+	inflight       bool
+	metaDirty      bool
+	dirtyProducers map[string]struct{}
+	// barrierActive is set while a create or delete is pending or in flight;
+	// every write arriving meanwhile waits in queued, in order.
+	barrierActive bool
+	queued        []any
+
+	waiters  map[uint64]*waitMsg
+	subs     map[uint64]*subscribeMsg
+	ttlTimer *time.Timer
+	retired  bool
+	failed   error
+}
+
+func newStreamActor(s *Streams, path string, h *Handle) *streamActor {
+	return &streamActor{
+		s: s, path: path, h: h,
+		waiters: map[uint64]*waitMsg{}, subs: map[uint64]*subscribeMsg{},
+		dirtyProducers: map[string]struct{}{},
+	}
+}
+
+func (a *streamActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.self = c.Self()
+		a.h.loadErr = a.load()
+		close(a.h.ready)
+		c.SetReceiveTimeout(a.s.cfg.IdleTimeout)
+	case *actor.Stopping:
+		a.stop()
+	case *actor.ReceiveTimeout:
+		a.maybePassivate(c)
+	case *commitDone:
+		a.onCommitDone(m)
+	case *expireTick:
+		if !a.retired {
+			a.onExpireTick()
+		}
+	case *cancelWaitMsg:
+		delete(a.waiters, m.id)
+	case *unsubscribeMsg:
+		if sub, ok := a.subs[m.id]; ok {
+			delete(a.subs, m.id)
+			close(sub.ch)
+		}
+	case retrier:
+		switch {
+		case a.retired:
+			m.retry()
+		case a.failed != nil:
+			a.fail(m)
+		default:
+			a.dispatch(m)
+		}
+	}
+}
+
+func (a *streamActor) dispatch(m retrier) {
+	switch m := m.(type) {
+	case *waitMsg:
+		a.onWait(m)
+	case *subscribeMsg:
+		a.onSubscribe(m)
+	default:
+		if len(a.queued) > 0 || a.barrierActive || !a.runWrite(m) {
+			a.queued = append(a.queued, m)
+		}
+	}
+}
+
+func (a *streamActor) fail(m retrier) {
+	switch m := m.(type) {
+	case *createMsg:
+		reply(m.reply, Result{Err: a.failed})
+	case *appendMsg:
+		reply(m.reply, Result{Err: a.failed})
+	case *deleteMsg:
+		reply(m.reply, Result{Err: a.failed})
+	case *waitMsg:
+		reply(m.reply, waitResult{err: a.failed})
+	case *subscribeMsg:
+		reply(m.reply, a.failed)
+	}
+}
+
+// load (re)derives all state from storage.
+func (a *streamActor) load() error {
+	st, err := a.s.store.Load(a.path)
+	if err != nil {
+		a.failed = err
+		a.s.log.Error("load stream", "path", a.path, "err", err)
+		a.publish(&Snapshot{})
+		return err
+	}
+	a.exists, a.meta, a.producers, a.tail = false, persistence.Meta{}, nil, 0
+	if st != nil {
+		a.exists, a.meta, a.producers, a.tail = true, st.Meta, st.Producers, st.Tail
+		last := st.Meta.LastAccess
+		if last.IsZero() {
+			last = st.Meta.CreatedAt
+		}
+		a.h.lastAccess.Store(last.UnixNano())
+	}
+	if a.producers == nil {
+		a.producers = map[string]persistence.ProducerState{}
+	}
+	a.publish(a.speculativeSnapshot())
+	a.armTTL()
+	return nil
+}
+
+func (a *streamActor) speculativeSnapshot() *Snapshot {
+	if !a.exists {
+		return &Snapshot{}
+	}
+	return &Snapshot{
+		Exists:      true,
+		ID:          a.meta.ID,
+		ContentType: a.meta.ContentType,
+		JSON:        protocol.IsJSON(a.meta.ContentType),
+		Expiry:      protocol.Expiry{TTL: a.meta.TTL, HasTTL: a.meta.HasTTL, ExpiresAt: a.meta.ExpiresAt},
+		Closed:      a.meta.Closed,
+		Tail:        a.tail,
+	}
+}
+
+func (a *streamActor) publish(s *Snapshot) {
+	a.snap = s
+	a.h.snap.Store(s)
+}
+
+func (a *streamActor) expired(now time.Time) bool {
+	return a.exists && a.h.Expired(a.speculativeSnapshot(), now)
+}
+
+// runWrite executes a write request; it returns false if the request must
+// wait for the commit pipeline to drain (barriers need an exclusive batch).
+func (a *streamActor) runWrite(m retrier) bool {
+	switch m := m.(type) {
+	case *createMsg:
+		if a.inflight || len(a.pending) > 0 {
+			return false
+		}
+		a.onCreate(m)
+	case *deleteMsg:
+		if a.inflight || len(a.pending) > 0 {
+			return false
+		}
+		a.onDelete(m)
+	case *appendMsg:
+		a.onAppend(m)
+	}
+	return true
+}
+
+func (a *streamActor) drainQueued() {
+	for len(a.queued) > 0 && !a.barrierActive {
+		if !a.runWrite(a.queued[0].(retrier)) {
+			return
+		}
+		a.queued = a.queued[1:]
+	}
+}
+
+func (a *streamActor) onCreate(m *createMsg) {
+	now := a.s.cfg.Now()
+	req := m.req
+	if a.exists && !a.expired(now) {
+		if !a.sameConfig(req) {
+			reply(m.reply, Result{Err: ErrConfigMismatch})
+			return
+		}
+		a.h.Touch(now)
+		reply(m.reply, Result{Outcome: Existed, NextOffset: a.tail, Closed: a.meta.Closed, Snapshot: a.snap})
+		return
+	}
+	id, err := a.s.store.AllocateID()
+	if err != nil {
+		reply(m.reply, Result{Err: err})
+		return
+	}
+	op := &writeOp{kind: opCreate, reply: m.reply, id: id, records: req.Records}
+	if a.exists {
+		op.oldID = a.meta.ID // expired: remove it in the same batch
+	}
+	a.exists = true
+	a.meta = persistence.Meta{
+		ID: id, ContentType: req.ContentType, TTL: req.Expiry.TTL, HasTTL: req.Expiry.HasTTL,
+		ExpiresAt: req.Expiry.ExpiresAt, CreatedAt: now, LastAccess: now, Closed: req.Closed,
+	}
+	a.producers = map[string]persistence.ProducerState{}
+	clear(a.dirtyProducers)
+	a.tail = 0
+	for _, r := range req.Records {
+		a.tail += uint64(len(r))
+	}
+	a.metaDirty = true
+	a.h.lastAccess.Store(now.UnixNano())
+	op.res = Result{Outcome: Created, NextOffset: a.tail, Closed: a.meta.Closed}
+	a.barrierActive = true
+	a.pending = append(a.pending, op)
+	a.flush()
+}
+
+func (a *streamActor) sameConfig(req CreateRequest) bool {
+	return protocol.SameContentType(req.ContentType, a.meta.ContentType) &&
+		req.Expiry.HasTTL == a.meta.HasTTL && req.Expiry.TTL == a.meta.TTL &&
+		req.Expiry.ExpiresAt.Equal(a.meta.ExpiresAt) &&
+		req.Closed == a.meta.Closed
+}
+
+func (a *streamActor) onDelete(m *deleteMsg) {
+	if !a.exists {
+		reply(m.reply, Result{Err: ErrNotFound})
+		return
+	}
+	res := Result{}
+	if a.expired(a.s.cfg.Now()) {
+		res.Err = ErrNotFound // it is deleted all the same
+	}
+	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.meta.ID, res: res}
+	a.exists, a.meta, a.tail = false, persistence.Meta{}, 0
+	a.producers = map[string]persistence.ProducerState{}
+	clear(a.dirtyProducers)
+	a.metaDirty = false
+	a.barrierActive = true
+	a.pending = append(a.pending, op)
+	a.flush()
+}
+
+func (a *streamActor) onAppend(m *appendMsg) {
+	now := a.s.cfg.Now()
+	req := m.req
+	if !a.exists || a.expired(now) {
+		reply(m.reply, Result{Err: ErrNotFound})
+		if a.exists {
+			a.expireNow()
+		}
+		return
+	}
+	p := req.Producer
+	if a.meta.Closed {
+		cb := a.meta.ClosedBy
+		switch {
+		case p != nil && cb != nil && cb.ID == p.ID && cb.Epoch == p.Epoch && cb.Seq == p.Seq:
+			a.replyAfterCommits(m.reply, Result{Outcome: Duplicate, NextOffset: a.tail, Closed: true, ProducerEpoch: p.Epoch, ProducerSeq: p.Seq})
+		case len(req.Records) == 0 && req.Close:
+			a.replyAfterCommits(m.reply, Result{Outcome: AlreadyClosed, NextOffset: a.tail, Closed: true})
+		default:
+			reply(m.reply, Result{Err: &ClosedError{Tail: a.tail}})
+		}
+		return
+	}
+	if len(req.Records) > 0 && !protocol.SameContentType(req.ContentType, a.meta.ContentType) {
+		reply(m.reply, Result{Err: ErrContentTypeMismatch})
+		return
+	}
+	var next persistence.ProducerState
+	if p != nil {
+		cur, known := a.producers[p.ID]
+		switch {
+		case !known && p.Seq != 0:
+			reply(m.reply, Result{Err: &SeqGapError{Expected: 0, Received: p.Seq}})
+			return
+		case !known:
+			next = persistence.ProducerState{Epoch: p.Epoch}
+		case p.Epoch < cur.Epoch:
+			reply(m.reply, Result{Err: &StaleEpochError{Current: cur.Epoch}})
+			return
+		case p.Epoch > cur.Epoch && p.Seq != 0:
+			reply(m.reply, Result{Err: ErrEpochSeq})
+			return
+		case p.Epoch > cur.Epoch:
+			next = persistence.ProducerState{Epoch: p.Epoch}
+		case p.Seq <= cur.LastSeq:
+			a.replyAfterCommits(m.reply, Result{Outcome: Duplicate, NextOffset: a.tail, Closed: a.meta.Closed, ProducerEpoch: cur.Epoch, ProducerSeq: cur.LastSeq})
+			return
+		case p.Seq == cur.LastSeq+1:
+			next = persistence.ProducerState{Epoch: cur.Epoch, LastSeq: p.Seq}
+		default:
+			reply(m.reply, Result{Err: &SeqGapError{Expected: cur.LastSeq + 1, Received: p.Seq}})
+			return
+		}
+	}
+	if req.Seq != "" && a.meta.LastSeq != "" && req.Seq <= a.meta.LastSeq {
+		reply(m.reply, Result{Err: ErrSeqRegression})
+		return
+	}
+
+	op := &writeOp{kind: opAppend, reply: m.reply, id: a.meta.ID, start: a.tail, records: req.Records}
+	for _, r := range req.Records {
+		a.tail += uint64(len(r))
+	}
+	if req.Seq != "" {
+		a.meta.LastSeq = req.Seq
+		a.metaDirty = true
+	}
+	if p != nil {
+		a.producers[p.ID] = next
+		a.dirtyProducers[p.ID] = struct{}{}
+	}
+	if req.Close {
+		a.meta.Closed = true
+		if p != nil {
+			a.meta.ClosedBy = &persistence.ProducerRef{ID: p.ID, Epoch: p.Epoch, Seq: p.Seq}
+		}
+		a.metaDirty = true
+	}
+	if a.meta.HasTTL {
+		a.meta.LastAccess = now
+		a.metaDirty = true
+	}
+	a.h.Touch(now)
+	op.res = Result{Outcome: Appended, NextOffset: a.tail, Closed: a.meta.Closed}
+	if p != nil {
+		op.res.ProducerEpoch, op.res.ProducerSeq = next.Epoch, next.LastSeq
+	}
+	a.pending = append(a.pending, op)
+	a.flush()
+}
+
+// replyAfterCommits answers a request that writes nothing but whose answer
+// relies on speculative state (a duplicate of a write still in flight, say):
+// it is answered only once every earlier write is durable.
+func (a *streamActor) replyAfterCommits(ch chan Result, res Result) {
+	if !a.inflight && len(a.pending) == 0 {
+		res.Snapshot = a.snap
+		reply(ch, res)
+		return
+	}
+	a.pending = append(a.pending, &writeOp{kind: opNoWrite, reply: ch, res: res})
+}
+
+// flush starts committing the pending writes unless a commit is in flight.
+// At most one commit per stream is in flight; everything accepted meanwhile
+// forms the next batch, which is how concurrent writers share fsyncs.
+func (a *streamActor) flush() {
+	if a.inflight || len(a.pending) == 0 {
+		return
+	}
+	ops := a.pending
+	a.pending = nil
+	writes := false
+	for _, op := range ops {
+		if op.kind != opNoWrite {
+			writes = true
+			break
+		}
+	}
+	if !writes {
+		for _, op := range ops {
+			op.res.Snapshot = a.snap
+			reply(op.reply, op.res)
+		}
+		return
+	}
+	b := a.s.store.NewBatch()
+	err := a.fillBatch(b, ops)
+	if err != nil {
+		b.Close()
+		a.onCommitDone(&commitDone{ops: ops, err: err})
+		return
+	}
+	a.inflight = true
+	done := &commitDone{ops: ops, snap: a.speculativeSnapshot()}
+	root, self := a.s.root, a.self
+	a.s.commits.Add(1)
+	go func() {
+		defer a.s.commits.Done()
+		done.err = b.Commit()
+		b.Close()
+		root.Send(self, done)
+	}()
+}
+
+func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
+	for _, op := range ops {
+		if op.oldID != 0 {
+			if err := b.DeleteStream(a.path, op.oldID); err != nil {
+				return err
+			}
+		}
+		pos := op.start
+		for _, r := range op.records {
+			if err := b.Append(op.id, pos, r); err != nil {
+				return err
+			}
+			pos += uint64(len(r))
+		}
+	}
+	if a.exists && a.metaDirty {
+		if err := b.PutMeta(a.path, &a.meta); err != nil {
+			return err
+		}
+	}
+	for id := range a.dirtyProducers {
+		if err := b.PutProducer(a.meta.ID, id, a.producers[id]); err != nil {
+			return err
+		}
+	}
+	a.metaDirty = false
+	clear(a.dirtyProducers)
+	return nil
+}
+
+func (a *streamActor) onCommitDone(d *commitDone) {
+	a.inflight = false
+	if d.err != nil {
+		a.s.log.Error("commit failed; reloading stream state", "path", a.path, "err", d.err)
+		for _, op := range append(d.ops, a.pending...) {
+			reply(op.reply, Result{Err: d.err})
+		}
+		a.pending = nil
+		a.barrierActive = false
+		if err := a.load(); err != nil {
+			a.failed = err
+		}
+		a.drainQueued()
+		return
+	}
+	prev := a.snap
+	a.publish(d.snap)
+	structural := false
+	var records [][]byte
+	for _, op := range d.ops {
+		switch op.kind {
+		case opCreate, opDelete:
+			structural = true
+		case opAppend:
+			records = append(records, op.records...)
+		}
+	}
+	for _, op := range d.ops {
+		op.res.Snapshot = d.snap
+		reply(op.reply, op.res)
+	}
+	if structural {
+		// Waiters belonged to the previous incarnation of the path.
+		a.notify(&Delta{Deleted: true})
+	} else if d.snap.Tail > prev.Tail || (d.snap.Closed && !prev.Closed) {
+		a.notify(&Delta{Start: prev.Tail, End: d.snap.Tail, Records: records, Closed: d.snap.Closed, JSON: d.snap.JSON})
+	}
+	a.barrierActive = false
+	a.flush()
+	a.drainQueued()
+	a.armTTL()
+}
+
+// notify hands a committed delta to every waiter and live subscriber.
+func (a *streamActor) notify(d *Delta) {
+	for id, w := range a.waiters {
+		reply(w.reply, waitResult{delta: d})
+		delete(a.waiters, id)
+	}
+	for id, sub := range a.subs {
+		select {
+		case sub.ch <- d:
+			if d.Closed || d.Deleted {
+				delete(a.subs, id)
+				close(sub.ch)
+			}
+		default:
+			// Too far behind: drop it; it catches up from storage.
+			delete(a.subs, id)
+			close(sub.ch)
+		}
+	}
+}
+
+func (a *streamActor) onWait(m *waitMsg) {
+	snap := a.snap
+	switch {
+	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
+		reply(m.reply, waitResult{err: ErrNotFound})
+	case m.from < snap.Tail:
+		reply(m.reply, waitResult{err: ErrBehind})
+	case m.from > snap.Tail:
+		reply(m.reply, waitResult{err: ErrOffsetBeyondTail})
+	case snap.Closed:
+		reply(m.reply, waitResult{delta: &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}})
+	default:
+		a.waiters[m.id] = m
+	}
+}
+
+func (a *streamActor) onSubscribe(m *subscribeMsg) {
+	snap := a.snap
+	switch {
+	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
+		reply(m.reply, ErrNotFound)
+	case m.from < snap.Tail || snap.Closed:
+		reply(m.reply, ErrBehind)
+	case m.from > snap.Tail:
+		reply(m.reply, ErrOffsetBeyondTail)
+	default:
+		a.subs[m.id] = m
+		reply(m.reply, nil)
+	}
+}
+
+func (a *streamActor) armTTL() {
+	if a.ttlTimer != nil {
+		a.ttlTimer.Stop()
+		a.ttlTimer = nil
+	}
+	if !a.snap.Exists {
+		return
+	}
+	deadline, ok := a.snap.deadline(a.h.LastAccess())
+	if !ok {
+		return
+	}
+	root, self := a.s.root, a.self
+	d := max(deadline.Sub(a.s.cfg.Now()), 0) + time.Millisecond
+	a.ttlTimer = time.AfterFunc(d, func() { root.Send(self, &expireTick{}) })
+}
+
+func (a *streamActor) onExpireTick() {
+	if a.expired(a.s.cfg.Now()) {
+		a.expireNow()
+		return
+	}
+	a.armTTL() // a read refreshed the TTL meanwhile
+}
+
+// expireNow deletes an expired stream through the pipeline, like DELETE.
+func (a *streamActor) expireNow() {
+	for _, q := range a.queued {
+		if d, ok := q.(*deleteMsg); ok && d.reply == nil {
+			return // already scheduled
+		}
+	}
+	a.dispatch(&deleteMsg{})
+}
+
+// maybePassivate retires an idle actor. It persists the sliding-TTL anchor
+// first so the stream's remaining lifetime survives passivation.
+func (a *streamActor) maybePassivate(c actor.Context) {
+	if a.retired || a.inflight || len(a.pending) > 0 || len(a.queued) > 0 || len(a.waiters) > 0 || len(a.subs) > 0 {
+		return
+	}
+	if a.exists && a.meta.HasTTL {
+		if last := a.h.LastAccess(); last.After(a.meta.LastAccess) {
+			meta := a.meta
+			meta.LastAccess = last
+			b := a.s.store.NewBatch()
+			err := b.PutMeta(a.path, &meta)
+			if err == nil {
+				err = b.Commit()
+			}
+			b.Close()
+			if err != nil {
+				a.s.log.Warn("persist stream access time", "path", a.path, "err", err)
+				return
+			}
+			a.meta = meta
+		}
+	}
+	if !a.h.tryRetire() {
+		return // a handler is sending right now; try again next idle period
+	}
+	a.retired = true
+	c.Poison(a.self)
+}
+
+func (a *streamActor) stop() {
+	a.retired = true
+	a.h.forceRetire()
+	if a.ttlTimer != nil {
+		a.ttlTimer.Stop()
+	}
+	for id, w := range a.waiters {
+		w.retry()
+		delete(a.waiters, id)
+	}
+	for id, sub := range a.subs {
+		close(sub.ch)
+		delete(a.subs, id)
+	}
+	for _, q := range a.queued {
+		q.(retrier).retry()
+	}
+	a.queued = nil
+}

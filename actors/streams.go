@@ -1,0 +1,365 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/streamd/streamd/persistence"
+)
+
+// Config configures Streams.
+type Config struct {
+	Store *persistence.Store
+	// IdleTimeout is how long a stream actor with nothing to do stays in
+	// memory before passivating (default 60s).
+	IdleTimeout time.Duration
+	// SubscriberBuffer is how many undelivered deltas a live subscriber may
+	// lag before it is dropped to catch up from storage (default 256).
+	SubscriberBuffer int
+	Logger           *slog.Logger
+	// Now returns the current time (default time.Now); tests override it.
+	Now func() time.Time
+}
+
+// Streams is the entry point to the stream actors: it owns the actor system
+// and the supervisor and offers a blocking, context-aware API to handlers.
+type Streams struct {
+	cfg    Config
+	log    *slog.Logger
+	sys    *actor.ActorSystem
+	root   *actor.RootContext
+	sup    *actor.PID
+	store  *persistence.Store
+	cache  sync.Map // path -> *Handle, written only by the supervisor
+	nextID atomic.Uint64
+	closed atomic.Bool
+	// commits counts batch commits in flight, so Shutdown can wait for them
+	// before the caller closes the store underneath them.
+	commits sync.WaitGroup
+}
+
+// Start creates the actor system and the supervisor.
+func Start(cfg Config) (*Streams, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("actors: Config.Store is required")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.SubscriberBuffer <= 0 {
+		cfg.SubscriberBuffer = 256
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sys := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			// protoactor logs lifecycle chatter at Info; keep it below
+			// streamd's default level unless debugging.
+			return slog.New(demoteHandler{log.Handler()}).With("lib", "protoactor")
+		}),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	s := &Streams{cfg: cfg, log: log, sys: sys, root: sys.Root, store: cfg.Store}
+	// A request sent to an actor that has already stopped becomes a dead
+	// letter; answer it so the caller relocates the stream at once.
+	sys.EventStream.Subscribe(func(evt any) {
+		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
+			if r, ok := dl.Message.(retrier); ok {
+				r.retry()
+			}
+		}
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return newSupervisor(s) },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
+			log.Error("stream actor failed; stopping it", "reason", reason)
+			return actor.StopDirective
+		})))
+	pid, err := sys.Root.SpawnNamed(props, "streams")
+	if err != nil {
+		return nil, fmt.Errorf("spawn stream supervisor: %w", err)
+	}
+	s.sup = pid
+	return s, nil
+}
+
+// Shutdown stops every stream actor after the messages already queued, then
+// returns. HTTP intake must already be stopped; the store is closed by the
+// caller afterwards.
+func (s *Streams) Shutdown(ctx context.Context) error {
+	s.closed.Store(true)
+	f := s.root.PoisonFuture(s.sup)
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, actor.ErrTimeout) {
+			return fmt.Errorf("stop stream actors: %w", err)
+		}
+		s.commits.Wait()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop stream actors: %w", ctx.Err())
+	}
+}
+
+// Now returns the clock used for expiry.
+func (s *Streams) Now() time.Time { return s.cfg.Now() }
+
+// locate returns a loaded handle for path: from the lock-free cache when
+// the actor is live, otherwise from the supervisor, which spawns it.
+func (s *Streams) locate(ctx context.Context, path string) (*Handle, error) {
+	if s.closed.Load() {
+		return nil, ErrShuttingDown
+	}
+	var h *Handle
+	if v, ok := s.cache.Load(path); ok && !v.(*Handle).retired() {
+		h = v.(*Handle)
+	} else {
+		reply := make(chan *Handle, 1)
+		s.root.Send(s.sup, &locateMsg{path: path, reply: reply})
+		select {
+		case h = <-reply:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if h == nil {
+			return nil, ErrShuttingDown
+		}
+	}
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if h.loadErr != nil {
+		return nil, h.loadErr
+	}
+	return h, nil
+}
+
+// call sends a request built around a fresh reply channel to path's actor
+// and waits for the answer, relocating the actor if it retired meanwhile.
+func call[T any](ctx context.Context, s *Streams, path string, build func(chan T) any, isRetry func(T) bool) (T, error) {
+	var zero T
+	for {
+		h, err := s.locate(ctx, path)
+		if err != nil {
+			return zero, err
+		}
+		ch := make(chan T, 1)
+		if !h.send(s.root, build(ch)) {
+			continue
+		}
+		select {
+		case v := <-ch:
+			if isRetry(v) {
+				continue
+			}
+			return v, nil
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
+}
+
+func resultIsRetry(r Result) bool { return r.Err == errRetry }
+
+// Create creates the stream at path, or confirms an identical one (§5.1).
+func (s *Streams) Create(ctx context.Context, path string, req CreateRequest) (Result, error) {
+	r, err := call(ctx, s, path, func(ch chan Result) any { return &createMsg{req: req, reply: ch} }, resultIsRetry)
+	if err != nil {
+		return r, err
+	}
+	return r, r.Err
+}
+
+// Append appends to and/or closes the stream at path (§5.2, §5.3).
+func (s *Streams) Append(ctx context.Context, path string, req AppendRequest) (Result, error) {
+	r, err := call(ctx, s, path, func(ch chan Result) any { return &appendMsg{req: req, reply: ch} }, resultIsRetry)
+	if err != nil {
+		return r, err
+	}
+	return r, r.Err
+}
+
+// Delete deletes the stream at path (§5.4).
+func (s *Streams) Delete(ctx context.Context, path string) error {
+	r, err := call(ctx, s, path, func(ch chan Result) any { return &deleteMsg{reply: ch} }, resultIsRetry)
+	if err != nil {
+		return err
+	}
+	return r.Err
+}
+
+// Open returns the handle and durable snapshot of an existing, unexpired
+// stream without entering its mailbox (for HEAD and catch-up reads).
+func (s *Streams) Open(ctx context.Context, path string) (*Handle, *Snapshot, error) {
+	h, err := s.locate(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap := h.Snapshot()
+	if !snap.Exists {
+		return nil, nil, ErrNotFound
+	}
+	if h.Expired(snap, s.cfg.Now()) {
+		h.send(s.root, &expireTick{})
+		return nil, nil, ErrNotFound
+	}
+	return h, snap, nil
+}
+
+// Wait parks until data beyond from becomes durable, the stream closes or
+// is deleted, or ctx ends (§5.7). It returns ErrBehind when data at from is
+// already durable (read it from storage instead).
+func (s *Streams) Wait(ctx context.Context, path string, from uint64) (*Delta, error) {
+	id := s.nextID.Add(1)
+	for {
+		h, err := s.locate(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		ch := make(chan waitResult, 1)
+		if !h.send(s.root, &waitMsg{id: id, from: from, reply: ch}) {
+			continue
+		}
+		select {
+		case r := <-ch:
+			if r.err == errRetry {
+				continue
+			}
+			return r.delta, r.err
+		case <-ctx.Done():
+			h.send(s.root, &cancelWaitMsg{id: id})
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Subscription is a live SSE subscriber. C receives every committed Delta
+// starting at the subscribed offset; the actor closes C when it drops the
+// subscriber (it fell behind, or the stream closed, was deleted or its
+// actor retired). After C is closed the caller resumes from storage and may
+// subscribe again.
+type Subscription struct {
+	C  <-chan *Delta
+	id uint64
+	h  *Handle
+	s  *Streams
+}
+
+// Subscribe registers a live subscriber at from, which must equal the
+// durable tail (ErrBehind otherwise: catch up from storage first).
+func (s *Streams) Subscribe(ctx context.Context, path string, from uint64) (*Subscription, error) {
+	id := s.nextID.Add(1)
+	for {
+		h, err := s.locate(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		ch := make(chan *Delta, s.cfg.SubscriberBuffer)
+		reply := make(chan error, 1)
+		if !h.send(s.root, &subscribeMsg{id: id, from: from, ch: ch, reply: reply}) {
+			continue
+		}
+		select {
+		case err := <-reply:
+			if err == errRetry {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &Subscription{C: ch, id: id, h: h, s: s}, nil
+		case <-ctx.Done():
+			h.send(s.root, &unsubscribeMsg{id: id})
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close unregisters the subscriber.
+func (sub *Subscription) Close() { sub.h.send(sub.s.root, &unsubscribeMsg{id: sub.id}) }
+
+// locateMsg asks the supervisor for path's current handle.
+type locateMsg struct {
+	path  string
+	reply chan *Handle
+}
+
+// supervisor spawns stream actors and keeps the lock-free cache current. It
+// is the only writer of Streams.cache.
+type supervisor struct {
+	s        *Streams
+	live     map[string]*Handle // current incarnation per path (may be retired)
+	paths    map[string]string  // child PID id -> path
+	awaiting map[string][]chan *Handle
+}
+
+func newSupervisor(s *Streams) *supervisor {
+	return &supervisor{s: s, live: map[string]*Handle{}, paths: map[string]string{}, awaiting: map[string][]chan *Handle{}}
+}
+
+func (sv *supervisor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *locateMsg:
+		h := sv.live[m.path]
+		switch {
+		case h == nil:
+			m.reply <- sv.spawn(c, m.path)
+		case h.retired():
+			// The previous incarnation is still draining; a new one may only
+			// start after it terminates, or two actors would write one stream.
+			sv.awaiting[m.path] = append(sv.awaiting[m.path], m.reply)
+		default:
+			m.reply <- h
+		}
+	case *actor.Terminated:
+		path, ok := sv.paths[m.Who.Id]
+		if !ok {
+			return
+		}
+		delete(sv.paths, m.Who.Id)
+		if h := sv.live[path]; h != nil && h.pid.Id == m.Who.Id {
+			h.forceRetire()
+			delete(sv.live, path)
+			sv.s.cache.CompareAndDelete(path, h)
+		}
+		if waiting := sv.awaiting[path]; len(waiting) > 0 {
+			delete(sv.awaiting, path)
+			h := sv.spawn(c, path)
+			for _, ch := range waiting {
+				ch <- h
+			}
+		}
+	case *actor.Stopping:
+		for path, waiting := range sv.awaiting {
+			for _, ch := range waiting {
+				ch <- nil
+			}
+			delete(sv.awaiting, path)
+		}
+	}
+}
+
+func (sv *supervisor) spawn(c actor.Context, path string) *Handle {
+	h := newHandle()
+	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(sv.s, path, h) })
+	h.pid = c.Spawn(props)
+	sv.live[path] = h
+	sv.paths[h.pid.Id] = path
+	sv.s.cache.Store(path, h)
+	return h
+}

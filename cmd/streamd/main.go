@@ -1,0 +1,188 @@
+// Command streamd serves the Durable Streams protocol over HTTP, durably on
+// an embedded Pebble database (or in memory with --memory).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/streamd/streamd/actors"
+	"github.com/streamd/streamd/cursor"
+	"github.com/streamd/streamd/httpapi"
+	"github.com/streamd/streamd/persistence"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "streamd:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line settings.
+type options struct {
+	addr                 string
+	dataDir              string
+	memory               bool
+	longPollTimeout      time.Duration
+	sseReconnectInterval time.Duration
+	cursorInterval       time.Duration
+	cursorEpoch          string
+	maxChunkBytes        int
+	maxAppendBytes       int64
+	compression          bool
+	actorIdleTimeout     time.Duration
+	logLevel             string
+}
+
+// parseOptions reads flags, each of which may also come from the
+// environment as STREAMD_<NAME> (flags win over the environment).
+func parseOptions(args []string, getenv func(string) string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("streamd", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:4437", "listen address")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded Pebble database")
+	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (Pebble's in-memory filesystem); nothing is written to disk")
+	fs.DurationVar(&o.longPollTimeout, "long-poll-timeout", 30*time.Second, "how long a long-poll waits for data")
+	fs.DurationVar(&o.sseReconnectInterval, "sse-reconnect-interval", 60*time.Second, "close SSE responses after this long so clients reconnect")
+	fs.DurationVar(&o.cursorInterval, "cursor-interval", cursor.DefaultInterval, "Stream-Cursor interval length")
+	fs.StringVar(&o.cursorEpoch, "cursor-epoch", cursor.DefaultEpoch().Format(time.RFC3339), "Stream-Cursor epoch (RFC 3339)")
+	fs.IntVar(&o.maxChunkBytes, "max-chunk-bytes", 1<<20, "largest catch-up response body in bytes")
+	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", 16<<20, "largest request body in bytes (larger ones get 413)")
+	fs.BoolVar(&o.compression, "compression", true, "gzip/deflate catch-up responses when the client accepts it")
+	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "STREAMD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	switch {
+	case o.longPollTimeout <= 0, o.sseReconnectInterval <= 0, o.cursorInterval <= 0, o.actorIdleTimeout <= 0:
+		return nil, errors.New("durations must be positive")
+	case o.maxChunkBytes <= 0, o.maxAppendBytes <= 0:
+		return nil, errors.New("byte limits must be positive")
+	}
+	return o, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// run starts streamd and blocks until ctx ends, then shuts down in order:
+// HTTP intake, live responses, stream actors, storage. If ready is non-nil
+// it receives the bound address once streamd accepts requests.
+func run(ctx context.Context, args []string, getenv func(string) string, logOut *os.File, ready chan<- string) error {
+	o, err := parseOptions(args, getenv)
+	if err != nil {
+		return err
+	}
+	level, err := parseLevel(o.logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	epoch, err := time.Parse(time.RFC3339, o.cursorEpoch)
+	if err != nil {
+		return fmt.Errorf("--cursor-epoch: %w", err)
+	}
+
+	storeOpts := persistence.Options{Dir: o.dataDir, Logger: log}
+	mode := "durable"
+	if o.memory {
+		storeOpts.Dir, storeOpts.FS, mode = "", vfs.NewMem(), "memory"
+	}
+	store, err := persistence.Open(storeOpts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(httpapi.Config{
+		Streams: streams, Store: store,
+		Cursor:               cursor.New(o.cursorInterval, epoch),
+		LongPollTimeout:      o.longPollTimeout,
+		SSEReconnectInterval: o.sseReconnectInterval,
+		MaxChunkBytes:        o.maxChunkBytes,
+		MaxAppendBytes:       o.maxAppendBytes,
+		Compression:          o.compression,
+		Logger:               log,
+	})
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	// Live responses (long-poll, SSE) derive from baseCtx, so cancelling it
+	// ends them promptly instead of making Shutdown wait for them.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	dataDir := o.dataDir
+	if o.memory {
+		dataDir = ""
+	}
+	log.Info("streamd listening", "addr", "http://"+ln.Addr().String()+httpapi.StreamPrefix+"/", "mode", mode, "data_dir", dataDir)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("streamd stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cancelBase()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := streams.Shutdown(shutdownCtx); err != nil {
+		log.Warn("actor shutdown", "err", err)
+	}
+	return nil
+}

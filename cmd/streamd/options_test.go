@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/cursor"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func defaults() options {
+	return options{
+		addr:                 "127.0.0.1:4437",
+		dataDir:              "./data",
+		longPollTimeout:      30 * time.Second,
+		sseReconnectInterval: 60 * time.Second,
+		cursorInterval:       cursor.DefaultInterval,
+		cursorEpoch:          cursor.DefaultEpoch().Format(time.RFC3339),
+		maxChunkBytes:        1 << 20,
+		maxAppendBytes:       16 << 20,
+		compression:          true,
+		actorIdleTimeout:     60 * time.Second,
+		logLevel:             "info",
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(*options)
+	}{
+		{name: "defaults", want: func(*options) {}},
+		{
+			name: "flags",
+			args: []string{
+				"--addr", "0.0.0.0:9000", "--data-dir", "/var/lib/streamd", "--memory",
+				"--long-poll-timeout", "5s", "--sse-reconnect-interval=90s", "--cursor-interval", "10s",
+				"--cursor-epoch", "2025-01-01T00:00:00Z", "--max-chunk-bytes", "4096",
+				"--max-append-bytes", "1024", "--compression=false", "--actor-idle-timeout", "2m",
+				"--log-level", "debug",
+			},
+			want: func(o *options) {
+				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
+				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 5*time.Second, 90*time.Second, 10*time.Second
+				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2025-01-01T00:00:00Z", 4096, 1024
+				o.compression, o.actorIdleTimeout, o.logLevel = false, 2*time.Minute, "debug"
+			},
+		},
+		{
+			name: "single dash flags",
+			args: []string{"-addr=:1", "-memory"},
+			want: func(o *options) { o.addr, o.memory = ":1", true },
+		},
+		{
+			name: "environment",
+			env: map[string]string{
+				"STREAMD_ADDR": "127.0.0.1:5000", "STREAMD_DATA_DIR": "/tmp/x", "STREAMD_MEMORY": "true",
+				"STREAMD_LONG_POLL_TIMEOUT": "7s", "STREAMD_SSE_RECONNECT_INTERVAL": "11s",
+				"STREAMD_CURSOR_INTERVAL": "3s", "STREAMD_CURSOR_EPOCH": "2020-02-02T00:00:00Z",
+				"STREAMD_MAX_CHUNK_BYTES": "777", "STREAMD_MAX_APPEND_BYTES": "888",
+				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
+			},
+			want: func(o *options) {
+				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
+				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 7*time.Second, 11*time.Second, 3*time.Second
+				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2020-02-02T00:00:00Z", 777, 888
+				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
+			},
+		},
+		{
+			name: "flags override environment",
+			args: []string{"--addr", "127.0.0.1:6000", "--memory=false", "--long-poll-timeout", "2s"},
+			env:  map[string]string{"STREAMD_ADDR": "127.0.0.1:5000", "STREAMD_MEMORY": "true", "STREAMD_LONG_POLL_TIMEOUT": "7s", "STREAMD_MAX_CHUNK_BYTES": "99"},
+			want: func(o *options) {
+				o.addr, o.longPollTimeout, o.maxChunkBytes = "127.0.0.1:6000", 2*time.Second, 99
+			},
+		},
+		{
+			name: "unrelated and lower-case variables are ignored",
+			env:  map[string]string{"streamd_addr": "x", "ADDR": "y", "STREAMD_UNKNOWN": "z"},
+			want: func(*options) {},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseOptions(c.args, envOf(c.env))
+			if err != nil {
+				t.Fatalf("parseOptions: %v", err)
+			}
+			want := defaults()
+			c.want(&want)
+			if !reflect.DeepEqual(*got, want) {
+				t.Errorf("got  %+v\nwant %+v", *got, want)
+			}
+		})
+	}
+}
+
+func TestParseOptionsInvalid(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{name: "bad duration", args: []string{"--long-poll-timeout", "soon"}},
+		{name: "duration without unit", args: []string{"--long-poll-timeout", "30"}},
+		{name: "zero long-poll timeout", args: []string{"--long-poll-timeout", "0s"}},
+		{name: "negative long-poll timeout", args: []string{"--long-poll-timeout=-1s"}},
+		{name: "zero sse interval", args: []string{"--sse-reconnect-interval", "0s"}},
+		{name: "zero cursor interval", args: []string{"--cursor-interval", "0s"}},
+		{name: "zero idle timeout", args: []string{"--actor-idle-timeout", "0s"}},
+		{name: "zero chunk", args: []string{"--max-chunk-bytes", "0"}},
+		{name: "negative append", args: []string{"--max-append-bytes", "-5"}},
+		{name: "non-numeric bytes", args: []string{"--max-append-bytes", "1MB"}},
+		{name: "bad bool", args: []string{"--compression=maybe"}},
+		{name: "unknown flag", args: []string{"--nope"}},
+		{name: "missing value", args: []string{"--addr"}},
+		{name: "extra argument", args: []string{"serve"}},
+		{name: "env bad duration", env: map[string]string{"STREAMD_LONG_POLL_TIMEOUT": "soon"}},
+		{name: "env zero duration", env: map[string]string{"STREAMD_SSE_RECONNECT_INTERVAL": "0s"}},
+		{name: "env bad bool", env: map[string]string{"STREAMD_MEMORY": "maybe"}},
+		{name: "env bad bytes", env: map[string]string{"STREAMD_MAX_CHUNK_BYTES": "lots"}},
+		{name: "env negative bytes", env: map[string]string{"STREAMD_MAX_CHUNK_BYTES": "-1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if o, err := parseOptions(c.args, envOf(c.env)); err == nil {
+				t.Fatalf("parseOptions accepted %q %v: %+v", c.args, c.env, *o)
+			}
+		})
+	}
+}
+
+// TestRunRejectsBadSettings: settings checked only by run fail before
+// anything is opened or served.
+func TestRunRejectsBadSettings(t *testing.T) {
+	cases := map[string][]string{
+		"log level":    {"--log-level", "loud"},
+		"cursor epoch": {"--cursor-epoch", "yesterday"},
+		"bad flag":     {"--long-poll-timeout", "-1s"},
+		"bad address":  {"--addr", "127.0.0.1:99999", "--memory"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			logOut := logFile(t)
+			ready := make(chan string, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"--data-dir", dir}, args...), envOf(nil), logOut, ready)
+			if err == nil {
+				t.Fatal("run accepted bad settings")
+			}
+			if len(ready) > 0 {
+				t.Errorf("run reported ready at %s despite failing", <-ready)
+			}
+			if name != "bad address" {
+				if _, err := os.Stat(dir); !os.IsNotExist(err) {
+					t.Errorf("data dir created before settings were validated: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamd/streamd/actors"
+	"github.com/streamd/streamd/protocol"
+)
+
+// apiError is an error with an HTTP status and extra response headers.
+type apiError struct {
+	status  int
+	msg     string
+	headers map[string]string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func newError(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
+
+func (e *apiError) with(k, v string) *apiError {
+	if e.headers == nil {
+		e.headers = map[string]string{}
+	}
+	e.headers[k] = v
+	return e
+}
+
+// toAPIError maps domain errors to protocol status codes (§5).
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	var closed *actors.ClosedError
+	var stale *actors.StaleEpochError
+	var gap *actors.SeqGapError
+	var he *echo.HTTPError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &closed):
+		return newError(http.StatusConflict, "stream is closed").
+			with(protocol.HeaderStreamClosed, "true").
+			with(protocol.HeaderStreamNextOffset, protocol.FormatOffset(closed.Tail))
+	case errors.As(err, &stale):
+		return newError(http.StatusForbidden, "stale producer epoch").
+			with(protocol.HeaderProducerEpoch, strconv.FormatUint(stale.Current, 10))
+	case errors.As(err, &gap):
+		return newError(http.StatusConflict, "producer sequence gap").
+			with(protocol.HeaderProducerExpectedSeq, strconv.FormatUint(gap.Expected, 10)).
+			with(protocol.HeaderProducerReceivedSeq, strconv.FormatUint(gap.Received, 10))
+	case errors.As(err, &tooBig):
+		return newError(http.StatusRequestEntityTooLarge, "request body too large")
+	case errors.As(err, &he):
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok {
+			msg = s
+		}
+		return newError(he.Code, msg)
+	case errors.Is(err, actors.ErrNotFound):
+		return newError(http.StatusNotFound, "stream not found")
+	case errors.Is(err, actors.ErrConfigMismatch):
+		return newError(http.StatusConflict, "stream exists with a different configuration")
+	case errors.Is(err, actors.ErrContentTypeMismatch):
+		return newError(http.StatusConflict, "content type does not match the stream")
+	case errors.Is(err, actors.ErrSeqRegression):
+		return newError(http.StatusConflict, "Stream-Seq must be greater than the last one")
+	case errors.Is(err, actors.ErrEpochSeq):
+		return newError(http.StatusBadRequest, actors.ErrEpochSeq.Error())
+	case errors.Is(err, actors.ErrOffsetBeyondTail):
+		return newError(http.StatusBadRequest, "offset is beyond the tail of the stream")
+	case protocol.IsBadRequest(err):
+		return newError(http.StatusBadRequest, err.Error())
+	case errors.Is(err, actors.ErrShuttingDown):
+		return newError(http.StatusServiceUnavailable, "shutting down")
+	case errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusServiceUnavailable, "timed out")
+	}
+	return nil
+}
+
+// errorHandler writes errors as short text/plain bodies.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		return // the client left; nobody reads the answer
+	}
+	ae := toAPIError(err)
+	if ae == nil {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		ae = newError(http.StatusInternalServerError, "internal error")
+	}
+	h := c.Response().Header()
+	for k, v := range ae.headers {
+		h.Set(k, v)
+	}
+	h.Set(echo.HeaderCacheControl, "no-store")
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.status)
+		return
+	}
+	_ = c.String(ae.status, ae.msg)
+}

@@ -1,0 +1,260 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamd/streamd/actors"
+	"github.com/streamd/streamd/persistence"
+	"github.com/streamd/streamd/protocol"
+)
+
+const (
+	cacheCatchUp = "public, max-age=60, stale-while-revalidate=300"
+	cacheNever   = "no-store"
+)
+
+// readQuery is a parsed GET query.
+type readQuery struct {
+	kind   protocol.OffsetKind
+	pos    uint64
+	live   string // "", "long-poll" or "sse"
+	cursor string
+}
+
+func parseReadQuery(c echo.Context) (readQuery, error) {
+	var q readQuery
+	values := c.QueryParams()
+	offsets, present := values["offset"]
+	switch {
+	case len(offsets) > 1:
+		return q, newError(http.StatusBadRequest, "offset given more than once")
+	case present && offsets[0] == "":
+		return q, newError(http.StatusBadRequest, "empty offset")
+	case present:
+		var err error
+		if q.kind, q.pos, err = protocol.ParseOffset(offsets[0]); err != nil {
+			return q, newError(http.StatusBadRequest, "malformed offset")
+		}
+	default:
+		q.kind = protocol.OffsetStart
+	}
+	q.live = values.Get("live")
+	switch q.live {
+	case "", "long-poll", "sse":
+	default:
+		return q, newError(http.StatusBadRequest, "live must be long-poll or sse")
+	}
+	if q.live != "" && !present {
+		return q, newError(http.StatusBadRequest, "live reads require an offset")
+	}
+	q.cursor = values.Get("cursor")
+	return q, nil
+}
+
+// chunk is one catch-up read result.
+type chunk struct {
+	body     []byte
+	end      uint64
+	upToDate bool
+	closed   bool // the stream is closed and the chunk reaches its end
+}
+
+// readChunk reads from pos up to the snapshot's durable tail, bounded by
+// MaxChunkBytes.
+func (s *Server) readChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
+	var ch chunk
+	if snap.JSON {
+		msgs, end, err := s.store.ReadMessages(snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
+		if errors.Is(err, persistence.ErrNotBoundary) {
+			return ch, newError(http.StatusBadRequest, "offset is not a message boundary")
+		}
+		if err != nil {
+			return ch, err
+		}
+		ch.body, ch.end = protocol.AppendJSONArray(nil, msgs), end
+	} else {
+		b, err := s.store.ReadBytes(snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
+		if err != nil {
+			return ch, err
+		}
+		ch.body, ch.end = b, pos+uint64(len(b))
+	}
+	ch.upToDate = ch.end == snap.Tail
+	ch.closed = ch.upToDate && snap.Closed
+	return ch, nil
+}
+
+func etag(snap *actors.Snapshot, from, end uint64) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	b.WriteString(strconv.FormatUint(snap.ID, 10))
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatUint(from, 10))
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatUint(end, 10))
+	if snap.Closed {
+		b.WriteString(":c") // closure must change the ETag (§10.1)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func etagMatches(ifNoneMatch, tag string) bool {
+	for _, t := range strings.Split(ifNoneMatch, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) read(c echo.Context, path string) error {
+	q, err := parseReadQuery(c)
+	if err != nil {
+		return err
+	}
+	r := c.Request()
+	h, snap, err := s.streams.Open(r.Context(), path)
+	if err != nil {
+		return err
+	}
+	h.Touch(s.streams.Now()) // reads refresh a sliding TTL, live ones included
+	pos := q.pos
+	switch q.kind {
+	case protocol.OffsetStart:
+		pos = 0
+	case protocol.OffsetTail:
+		pos = snap.Tail
+	}
+	if pos > snap.Tail {
+		return newError(http.StatusBadRequest, "offset is beyond the tail of the stream")
+	}
+	switch q.live {
+	case "sse":
+		return s.serveSSE(c, path, snap, pos, q.cursor)
+	case "long-poll":
+		return s.longPoll(c, path, snap, pos, q.cursor)
+	}
+	if q.kind == protocol.OffsetTail {
+		return s.writeTail(c, snap, http.StatusOK, "")
+	}
+	return s.writeChunk(c, snap, pos, "")
+}
+
+// writeChunk answers with the data at pos (catch-up, or a long-poll that
+// found data). cursor is set for live responses.
+func (s *Server) writeChunk(c echo.Context, snap *actors.Snapshot, pos uint64, cursor string) error {
+	ch, err := s.readChunk(snap, pos)
+	if err != nil {
+		return err
+	}
+	return s.writeBody(c, snap, pos, ch, cursor)
+}
+
+func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch chunk, cursor string) error {
+	h := c.Response().Header()
+	tag := etag(snap, pos, ch.end)
+	h.Set("ETag", tag)
+	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(ch.end))
+	if ch.upToDate {
+		h.Set(protocol.HeaderStreamUpToDate, "true")
+	}
+	if ch.closed {
+		h.Set(protocol.HeaderStreamClosed, "true")
+	}
+	if cursor != "" {
+		h.Set(protocol.HeaderStreamCursor, cursor)
+	}
+	if ch.end == pos && !ch.closed {
+		h.Set(echo.HeaderCacheControl, cacheNever) // an empty tail answer goes stale at the next append
+	} else {
+		h.Set(echo.HeaderCacheControl, cacheCatchUp)
+	}
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	if cursor != "" {
+		// Live responses are never compressed: they are latency-bound and
+		// usually small, and compressing per reader would cost CPU at fan-out.
+		return c.Blob(http.StatusOK, snap.ContentType, ch.body)
+	}
+	return s.writeMaybeCompressed(c, snap.ContentType, ch.body)
+}
+
+// writeTail answers at the tail without data: offset=now catch-up reads
+// (status 200) and long-polls that time out or hit a closed stream (204).
+func (s *Server) writeTail(c echo.Context, snap *actors.Snapshot, status int, cursor string) error {
+	h := c.Response().Header()
+	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
+	h.Set(protocol.HeaderStreamUpToDate, "true")
+	if snap.Closed {
+		h.Set(protocol.HeaderStreamClosed, "true")
+	} else if cursor != "" {
+		h.Set(protocol.HeaderStreamCursor, cursor)
+	}
+	h.Set(echo.HeaderCacheControl, cacheNever)
+	if status == http.StatusNoContent {
+		return c.NoContent(status)
+	}
+	var body []byte
+	if snap.JSON {
+		body = []byte("[]")
+	}
+	return c.Blob(status, snap.ContentType, body)
+}
+
+func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, pos uint64, clientCursor string) error {
+	cur := s.cfg.Cursor.Next(clientCursor)
+	if pos < snap.Tail {
+		return s.writeChunk(c, snap, pos, cur)
+	}
+	if snap.Closed {
+		return s.writeTail(c, snap, http.StatusNoContent, cur)
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.LongPollTimeout)
+	defer cancel()
+	d, err := s.streams.Wait(ctx, path, pos)
+	switch {
+	case err == nil:
+	case errors.Is(err, actors.ErrBehind):
+		return s.reread(c, path, pos, cur)
+	case errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() == nil:
+		_, now, err := s.streams.Open(c.Request().Context(), path)
+		if err != nil {
+			return err
+		}
+		return s.writeTail(c, now, http.StatusNoContent, cur)
+	default:
+		return err
+	}
+	if d.Deleted {
+		return actors.ErrNotFound
+	}
+	after := *snap
+	after.Tail, after.Closed = d.End, d.Closed
+	if d.End == d.Start {
+		return s.writeTail(c, &after, http.StatusNoContent, cur)
+	}
+	if d.Start != pos || len(d.Body()) > s.cfg.MaxChunkBytes {
+		return s.reread(c, path, pos, cur)
+	}
+	// The delta is shared by every waiter woken by this commit: no storage
+	// read and no re-encoding per reader.
+	return s.writeBody(c, &after, pos, chunk{body: d.Body(), end: d.End, upToDate: true, closed: d.Closed}, cur)
+}
+
+// reread serves a live read from storage with a fresh snapshot.
+func (s *Server) reread(c echo.Context, path string, pos uint64, cur string) error {
+	_, snap, err := s.streams.Open(c.Request().Context(), path)
+	if err != nil {
+		return err
+	}
+	return s.writeChunk(c, snap, pos, cur)
+}

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamd/streamd/actors"
+	"github.com/streamd/streamd/cursor"
+	"github.com/streamd/streamd/persistence"
+)
+
+// StreamPrefix is the URL prefix under which streams live.
+const StreamPrefix = "/v1/stream"
+
+// maxPathBytes bounds stream paths; longer ones are rejected with 400.
+const maxPathBytes = 1024
+
+// Config configures the HTTP API.
+type Config struct {
+	Streams *actors.Streams
+	Store   *persistence.Store
+	Cursor  *cursor.Generator
+	// LongPollTimeout is how long a long-poll waits for data (default 30s).
+	LongPollTimeout time.Duration
+	// SSEReconnectInterval is how long an SSE response stays open before the
+	// server closes it so clients reconnect (§10.2, default 60s).
+	SSEReconnectInterval time.Duration
+	// MaxChunkBytes bounds a catch-up response body (default 1 MiB).
+	MaxChunkBytes int
+	// MaxAppendBytes bounds request bodies; larger ones get 413 (default 16 MiB).
+	MaxAppendBytes int64
+	// Compression enables gzip/deflate on catch-up reads.
+	Compression bool
+	Logger      *slog.Logger
+}
+
+// Server holds the handlers' shared configuration.
+type Server struct {
+	cfg     Config
+	streams *actors.Streams
+	store   *persistence.Store
+	log     *slog.Logger
+	pools   *compressors
+}
+
+// New returns the Echo instance serving the protocol.
+func New(cfg Config) *echo.Echo {
+	if cfg.LongPollTimeout <= 0 {
+		cfg.LongPollTimeout = 30 * time.Second
+	}
+	if cfg.SSEReconnectInterval <= 0 {
+		cfg.SSEReconnectInterval = 60 * time.Second
+	}
+	if cfg.MaxChunkBytes <= 0 {
+		cfg.MaxChunkBytes = 1 << 20
+	}
+	if cfg.MaxAppendBytes <= 0 {
+		cfg.MaxAppendBytes = 16 << 20
+	}
+	if cfg.Cursor == nil {
+		cfg.Cursor = cursor.New(cursor.DefaultInterval, cursor.DefaultEpoch())
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors()}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(securityHeaders)
+	g := e.Group(StreamPrefix)
+	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
+	g.Match(methods, "/*", s.route)
+	return e
+}
+
+// Headers a browser client may send and read (CORS).
+const (
+	allowedRequestHeaders = "Content-Type, Stream-Seq, Stream-TTL, Stream-Expires-At, Stream-Closed, " +
+		"Producer-Id, Producer-Epoch, Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, " +
+		"Stream-Fork-Sub-Offset, If-None-Match, Authorization, Cache-Control"
+	exposedResponseHeaders = "Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, Stream-Cursor, " +
+		"Stream-TTL, Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, " +
+		"Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Content-Encoding"
+	allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+)
+
+// securityHeaders adds the browser security headers of §12.7 and CORS
+// headers to every response, errors included.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		h.Set(echo.HeaderAccessControlAllowOrigin, "*")
+		h.Set(echo.HeaderAccessControlExposeHeaders, exposedResponseHeaders)
+		return next(c)
+	}
+}
+
+func (s *Server) route(c echo.Context) error {
+	if c.Request().Method == http.MethodOptions {
+		return preflight(c)
+	}
+	// Decode exactly once, from the escaped form: Echo's wildcard parameter
+	// is already decoded when the request used canonical escaping.
+	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
+	if err != nil {
+		return err
+	}
+	switch c.Request().Method {
+	case http.MethodPut:
+		return s.create(c, path)
+	case http.MethodPost:
+		return s.appendTo(c, path)
+	case http.MethodDelete:
+		return s.remove(c, path)
+	case http.MethodHead:
+		return s.head(c, path)
+	default:
+		return s.read(c, path)
+	}
+}
+
+func preflight(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderAccessControlAllowMethods, allowedMethods)
+	allow := allowedRequestHeaders
+	if req := c.Request().Header.Get(echo.HeaderAccessControlRequestHeaders); req != "" {
+		allow += ", " + req
+	}
+	h.Set(echo.HeaderAccessControlAllowHeaders, allow)
+	h.Set(echo.HeaderAccessControlMaxAge, "86400")
+	return c.NoContent(http.StatusNoContent)
+}
+
+// streamPath decodes and validates the stream path under StreamPrefix. It
+// rejects anything that could address outside the stream namespace or
+// confuse logs: empty or over-long paths, invalid escapes, invalid UTF-8,
+// control characters, and empty, "." or ".." segments (§12.2).
+func streamPath(raw string) (string, error) {
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", newError(http.StatusBadRequest, "invalid percent-encoding in stream path")
+	}
+	switch {
+	case p == "":
+		return "", newError(http.StatusBadRequest, "missing stream path")
+	case len(p) > maxPathBytes:
+		return "", newError(http.StatusBadRequest, "stream path longer than 1024 bytes")
+	case !utf8.ValidString(p):
+		return "", newError(http.StatusBadRequest, "stream path is not valid UTF-8")
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return "", newError(http.StatusBadRequest, "stream path contains control characters")
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", newError(http.StatusBadRequest, "stream path has an empty, '.' or '..' segment")
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,423 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrClosed is returned by operations on a closed Store.
+var ErrClosed = errors.New("persistence: store is closed")
+
+// ErrNotBoundary is returned by ReadMessages when the start position falls
+// inside a message rather than on a message boundary.
+var ErrNotBoundary = errors.New("persistence: position is not a message boundary")
+
+const (
+	prefixMeta     = 'm'
+	prefixData     = 'd'
+	prefixProducer = 'p'
+	prefixSystem   = 's'
+
+	// idBlock is how many stream ids are reserved per durable write of the
+	// high-water mark, so creates rarely touch the counter key.
+	idBlock = 1024
+)
+
+var idsKey = []byte{prefixSystem, 'i', 'd', 's'}
+
+// Options configure Open.
+type Options struct {
+	// Dir is the database directory (ignored when FS is set to a MemFS).
+	Dir string
+	// FS overrides the filesystem; use vfs.NewMem() for --memory and tests.
+	FS vfs.FS
+	// Logger receives Pebble's own log lines; nil discards them.
+	Logger *slog.Logger
+	// CacheSize is Pebble's block cache size in bytes (0: 64 MiB).
+	CacheSize int64
+}
+
+// Store is the single Pebble database holding all streams.
+type Store struct {
+	db *pebble.DB
+
+	idMu       sync.Mutex
+	nextID     uint64 // next id to hand out
+	reservedID uint64 // ids below this are covered by the durable high-water mark
+}
+
+// Meta is a stream's durable configuration and state, apart from its log and
+// producer table.
+type Meta struct {
+	ID          uint64        `json:"id"`
+	ContentType string        `json:"ct"`
+	TTL         time.Duration `json:"ttl,omitempty"`
+	HasTTL      bool          `json:"hasTtl,omitempty"`
+	ExpiresAt   time.Time     `json:"exp,omitzero"`
+	CreatedAt   time.Time     `json:"created"`
+	// LastAccess anchors the sliding TTL across restarts.
+	LastAccess time.Time `json:"access,omitzero"`
+	Closed     bool      `json:"closed,omitempty"`
+	// ClosedBy is the producer request that closed the stream, so that its
+	// retry is recognised as a duplicate (§5.2.1).
+	ClosedBy *ProducerRef `json:"closedBy,omitempty"`
+	// LastSeq is the highest Stream-Seq accepted (§5.2), scoped per stream.
+	LastSeq string `json:"seq,omitempty"`
+}
+
+// ProducerRef names one producer request.
+type ProducerRef struct {
+	ID    string `json:"id"`
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// ProducerState is what a stream remembers of an idempotent producer.
+type ProducerState struct {
+	Epoch   uint64 `json:"epoch"`
+	LastSeq uint64 `json:"seq"`
+}
+
+// StreamState is everything needed to resume a stream: its metadata, tail
+// position and producer table.
+type StreamState struct {
+	Meta      Meta
+	Tail      uint64
+	Producers map[string]ProducerState
+}
+
+// Open opens (creating if needed) the database.
+func Open(opts Options) (*Store, error) {
+	cache := opts.CacheSize
+	if cache == 0 {
+		cache = 64 << 20
+	}
+	c := pebble.NewCache(cache)
+	defer c.Unref()
+	po := &pebble.Options{
+		FS:                 opts.FS,
+		Cache:              c,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       64 << 20,
+		Logger:             pebbleLogger{l: loggerOrDiscard(opts.Logger)},
+	}
+	db, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble at %q: %w", opts.Dir, err)
+	}
+	s := &Store{db: db}
+	v, closer, err := db.Get(idsKey)
+	switch {
+	case err == nil:
+		if len(v) == 8 {
+			s.nextID = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
+	case errors.Is(err, pebble.ErrNotFound):
+	default:
+		db.Close()
+		return nil, fmt.Errorf("read stream id high-water mark: %w", err)
+	}
+	if s.nextID == 0 {
+		s.nextID = 1 // id 0 is never used, so a zero Meta is recognisably empty
+	}
+	s.reservedID = s.nextID
+	return s, nil
+}
+
+// Close flushes nothing (every acknowledged write is already synced) and
+// releases the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close pebble: %w", err)
+	}
+	return nil
+}
+
+// AllocateID returns a stream id never returned before by this database,
+// including across crashes: ids are handed out from blocks whose upper bound
+// is made durable before any id in the block is used.
+func (s *Store) AllocateID() (uint64, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if s.nextID >= s.reservedID {
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], s.nextID+idBlock)
+		if err := s.db.Set(idsKey, buf[:], pebble.Sync); err != nil {
+			return 0, fmt.Errorf("reserve stream ids: %w", err)
+		}
+		s.reservedID = s.nextID + idBlock
+	}
+	id := s.nextID
+	s.nextID++
+	return id, nil
+}
+
+// Load reads a stream's state by path. It returns (nil, nil) when no stream
+// exists at path.
+func (s *Store) Load(path string) (*StreamState, error) {
+	v, closer, err := s.db.Get(metaKey(path))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load stream %q: %w", path, err)
+	}
+	st := &StreamState{}
+	err = json.Unmarshal(v, &st.Meta)
+	closer.Close()
+	if err != nil {
+		return nil, fmt.Errorf("decode metadata of stream %q: %w", path, err)
+	}
+	if st.Tail, err = s.tail(st.Meta.ID); err != nil {
+		return nil, fmt.Errorf("load stream %q: %w", path, err)
+	}
+	if st.Producers, err = s.producers(st.Meta.ID); err != nil {
+		return nil, fmt.Errorf("load stream %q: %w", path, err)
+	}
+	return st, nil
+}
+
+// tail is the end position of the last record of stream id.
+func (s *Store) tail(id uint64) (uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataKey(id, 0), UpperBound: dataKey(id+1, 0)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	pos := binary.BigEndian.Uint64(it.Key()[9:])
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return 0, err
+	}
+	return pos + uint64(len(v)), nil
+}
+
+func (s *Store) producers(id uint64) (map[string]ProducerState, error) {
+	lo := producerPrefix(id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: producerPrefix(id + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var m map[string]ProducerState
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		var ps ProducerState
+		if err := json.Unmarshal(v, &ps); err != nil {
+			return nil, fmt.Errorf("decode producer state: %w", err)
+		}
+		if m == nil {
+			m = make(map[string]ProducerState)
+		}
+		m[string(it.Key()[len(lo):])] = ps
+	}
+	return m, it.Error()
+}
+
+// ReadBytes returns the bytes of stream id in [from, min(upto, from+max)),
+// splitting records where the range requires. upto must not exceed the
+// stream's durable tail: Pebble makes a batch visible before its WAL is
+// synced, so readers are bounded by the tail their stream actor has seen
+// committed (see package actors).
+func (s *Store) ReadBytes(id, from, upto uint64, max int) ([]byte, error) {
+	if from >= upto {
+		return nil, nil
+	}
+	if end := from + uint64(max); end < upto {
+		upto = end
+	}
+	out := make([]byte, 0, upto-from)
+	err := s.scan(id, from, upto, func(pos uint64, v []byte) bool {
+		lo, hi := uint64(0), uint64(len(v))
+		if pos < from {
+			lo = from - pos
+		}
+		if pos+hi > upto {
+			hi = upto - pos
+		}
+		if lo < hi {
+			out = append(out, v[lo:hi]...)
+		}
+		return pos+uint64(len(v)) < upto
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stream %d at %d: %w", id, from, err)
+	}
+	return out, nil
+}
+
+// ReadMessages returns whole records of stream id starting exactly at from
+// and ending at or before upto, stopping once max bytes are collected (at
+// least one record is returned when any exists). It returns the messages and
+// the position after the last one.
+func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, error) {
+	if from >= upto {
+		return nil, from, nil
+	}
+	var msgs [][]byte
+	end, size := from, 0
+	var bad bool
+	err := s.scan(id, from, upto, func(pos uint64, v []byte) bool {
+		if pos != end {
+			bad = true
+			return false
+		}
+		if len(msgs) > 0 && size+len(v) > max {
+			return false
+		}
+		msgs = append(msgs, append([]byte(nil), v...))
+		size += len(v)
+		end = pos + uint64(len(v))
+		return end < upto
+	})
+	if err != nil {
+		return nil, from, fmt.Errorf("read stream %d at %d: %w", id, from, err)
+	}
+	if bad {
+		return nil, from, ErrNotBoundary
+	}
+	return msgs, end, nil
+}
+
+// scan visits the records of stream id overlapping [from, upto) in order,
+// starting with the record containing from, until fn returns false.
+func (s *Store) scan(id, from, upto uint64, fn func(pos uint64, v []byte) bool) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataKey(id, 0), UpperBound: dataKey(id, upto)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	ok := it.SeekLT(dataKey(id, from+1))
+	if !ok {
+		ok = it.First()
+	}
+	for ; ok; ok = it.Next() {
+		pos := binary.BigEndian.Uint64(it.Key()[9:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if pos+uint64(len(v)) <= from {
+			continue // record ends before the range starts
+		}
+		if !fn(pos, v) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// Batch accumulates one atomic, synced write.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch starts a write batch.
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+
+// PutMeta writes a stream's metadata.
+func (b *Batch) PutMeta(path string, m *Meta) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode metadata of stream %q: %w", path, err)
+	}
+	return b.b.Set(metaKey(path), v, nil)
+}
+
+// Append writes one record of stream id at position pos.
+func (b *Batch) Append(id, pos uint64, data []byte) error {
+	return b.b.Set(dataKey(id, pos), data, nil)
+}
+
+// PutProducer writes one producer's state for stream id.
+func (b *Batch) PutProducer(id uint64, producer string, ps ProducerState) error {
+	v, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("encode producer state: %w", err)
+	}
+	return b.b.Set(append(producerPrefix(id), producer...), v, nil)
+}
+
+// DeleteStream removes the stream at path with id: metadata, log and
+// producers. Range deletions make this O(1) regardless of stream size.
+func (b *Batch) DeleteStream(path string, id uint64) error {
+	if err := b.b.Delete(metaKey(path), nil); err != nil {
+		return err
+	}
+	if err := b.b.DeleteRange(dataKey(id, 0), dataKey(id+1, 0), nil); err != nil {
+		return err
+	}
+	return b.b.DeleteRange(producerPrefix(id), producerPrefix(id+1), nil)
+}
+
+// Empty reports whether the batch holds no writes.
+func (b *Batch) Empty() bool { return b.b.Empty() }
+
+// Commit writes the batch durably: it returns only after the WAL is synced.
+// Concurrent commits share fsyncs through Pebble's commit pipeline.
+func (b *Batch) Commit() error {
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	return nil
+}
+
+// Close releases the batch; it must be called after Commit or on abandon.
+func (b *Batch) Close() { _ = b.b.Close() }
+
+func metaKey(path string) []byte {
+	k := make([]byte, 0, 1+len(path))
+	return append(append(k, prefixMeta), path...)
+}
+
+func dataKey(id, pos uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixData
+	binary.BigEndian.PutUint64(k[1:], id)
+	binary.BigEndian.PutUint64(k[9:], pos)
+	return k
+}
+
+func producerPrefix(id uint64) []byte {
+	k := make([]byte, 9, 9+32)
+	k[0] = prefixProducer
+	binary.BigEndian.PutUint64(k[1:], id)
+	return k
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// pebbleLogger routes Pebble's printf-style logging into slog. Pebble's
+// informational chatter goes to Debug so streamd stays quiet by default.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "lib", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "lib", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "lib", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

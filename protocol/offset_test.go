@@ -1,0 +1,139 @@
+package protocol
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestFormatOffsetIsFixedWidthAndOrdered(t *testing.T) {
+	positions := []uint64{0, 1, 9, 10, 99, 1 << 20, 123456789, MaxPosition}
+	prev := ""
+	for _, p := range positions {
+		s := FormatOffset(p)
+		if len(s) != 33 {
+			t.Fatalf("FormatOffset(%d) = %q: want 33 bytes", p, s)
+		}
+		if prev != "" && !(prev < s) {
+			t.Fatalf("offsets not increasing: %q !< %q", prev, s)
+		}
+		prev = s
+		kind, got, err := ParseOffset(s)
+		if err != nil || kind != OffsetAt || got != p {
+			t.Fatalf("ParseOffset(%q) = %v %d %v, want %d", s, kind, got, err, p)
+		}
+	}
+}
+
+func TestParseOffset(t *testing.T) {
+	tests := []struct {
+		in   string
+		kind OffsetKind
+		pos  uint64
+		bad  bool
+	}{
+		{in: "-1", kind: OffsetStart},
+		{in: "now", kind: OffsetTail},
+		{in: "0000000000000000_0000000000000042", kind: OffsetAt, pos: 42},
+		{in: "", bad: true},
+		{in: "NOW", bad: true},
+		{in: "-2", bad: true},
+		{in: "42", bad: true},
+		{in: "0000000000000000_000000000000004a", bad: true},
+		{in: "0000000000000001_0000000000000042", bad: true}, // unknown segment
+		{in: "0000000000000000-0000000000000042", bad: true},
+		{in: "0000000000000000_00000000000000420", bad: true},
+		{in: "0000000000000000_000000000000004,", bad: true},
+		{in: "0000000000000000_ 000000000000042", bad: true},
+		{in: "../../etc/passwd", bad: true},
+	}
+	for _, tc := range tests {
+		kind, pos, err := ParseOffset(tc.in)
+		if tc.bad {
+			if !errors.Is(err, ErrBadOffset) {
+				t.Errorf("ParseOffset(%q): want ErrBadOffset, got %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || kind != tc.kind || pos != tc.pos {
+			t.Errorf("ParseOffset(%q) = %v %d %v; want %v %d", tc.in, kind, pos, err, tc.kind, tc.pos)
+		}
+	}
+}
+
+func BenchmarkFormatOffset(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = FormatOffset(uint64(i))
+	}
+}
+
+// TestOffsetOrderMatchesPositionOrder: clients compare offsets as strings
+// (§8), so string order must equal position order everywhere, not only at
+// the hand-picked positions above.
+func TestOffsetOrderMatchesPositionOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 10000; i++ {
+		// Mix small and large positions so digit-count changes are covered.
+		a := rng.Uint64N(MaxPosition + 1)
+		b := rng.Uint64N(min(1<<(rng.IntN(54)+1), MaxPosition+1))
+		sa, sb := FormatOffset(a), FormatOffset(b)
+		if (a < b) != (sa < sb) || (a == b) != (sa == sb) {
+			t.Fatalf("positions %d, %d format as %q, %q: string order differs", a, b, sa, sb)
+		}
+	}
+}
+
+func TestOffsetBounds(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		pos uint64
+	}{
+		{"0000000000000000_0000000000000000", 0},
+		{"0000000000000000_9999999999999999", MaxPosition},
+	} {
+		if got := FormatOffset(tc.pos); got != tc.in {
+			t.Errorf("FormatOffset(%d) = %q; want %q", tc.pos, got, tc.in)
+		}
+		kind, pos, err := ParseOffset(tc.in)
+		if err != nil || kind != OffsetAt || pos != tc.pos {
+			t.Errorf("ParseOffset(%q) = %v %d %v; want %d", tc.in, kind, pos, err, tc.pos)
+		}
+	}
+	// Sentinels sort before every token, so "-1" never looks like a later offset.
+	if !(OffsetBeginning < FormatOffset(0)) {
+		t.Errorf("%q does not sort before %q", OffsetBeginning, FormatOffset(0))
+	}
+}
+
+func FuzzParseOffset(f *testing.F) {
+	for _, s := range []string{"-1", "now", "", FormatOffset(0), FormatOffset(42), FormatOffset(MaxPosition), "0000000000000000_000000000000004a", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		kind, pos, err := ParseOffset(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadOffset) {
+				t.Fatalf("ParseOffset(%q) error %v does not wrap ErrBadOffset", s, err)
+			}
+			return
+		}
+		switch kind {
+		case OffsetStart:
+			if s != OffsetBeginning {
+				t.Fatalf("ParseOffset(%q) = start", s)
+			}
+		case OffsetTail:
+			if s != OffsetNow {
+				t.Fatalf("ParseOffset(%q) = tail", s)
+			}
+		case OffsetAt:
+			// Only tokens streamd could have produced are accepted.
+			if pos > MaxPosition || FormatOffset(pos) != s {
+				t.Fatalf("ParseOffset(%q) = %d, which formats as %q", s, pos, FormatOffset(pos))
+			}
+		default:
+			t.Fatalf("ParseOffset(%q) returned kind %v", s, kind)
+		}
+	})
+}
