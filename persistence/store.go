@@ -49,6 +49,12 @@ type Options struct {
 type Store struct {
 	db *pebble.DB
 
+	// mu guards closed: every operation holds it shared so Close (exclusive)
+	// never pulls the database from under a read or commit, which would
+	// panic inside Pebble.
+	mu     sync.RWMutex
+	closed bool
+
 	idMu       sync.Mutex
 	nextID     uint64 // next id to hand out
 	reservedID uint64 // ids below this are covered by the durable high-water mark
@@ -136,6 +142,12 @@ func Open(opts Options) (*Store, error) {
 // Close flushes nothing (every acknowledged write is already synced) and
 // releases the database.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close pebble: %w", err)
 	}
@@ -146,6 +158,10 @@ func (s *Store) Close() error {
 // including across crashes: ids are handed out from blocks whose upper bound
 // is made durable before any id in the block is used.
 func (s *Store) AllocateID() (uint64, error) {
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
 	s.idMu.Lock()
 	defer s.idMu.Unlock()
 	if s.nextID >= s.reservedID {
@@ -164,6 +180,10 @@ func (s *Store) AllocateID() (uint64, error) {
 // Load reads a stream's state by path. It returns (nil, nil) when no stream
 // exists at path.
 func (s *Store) Load(path string) (*StreamState, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(metaKey(path))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -238,6 +258,7 @@ func (s *Store) ReadBytes(id, from, upto uint64, max int) ([]byte, error) {
 	if from >= upto {
 		return nil, nil
 	}
+	max = clampMax(max)
 	if end := from + uint64(max); end < upto {
 		upto = end
 	}
@@ -269,6 +290,7 @@ func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, 
 	if from >= upto {
 		return nil, from, nil
 	}
+	max = clampMax(max)
 	var msgs [][]byte
 	end, size := from, 0
 	var bad bool
@@ -277,7 +299,7 @@ func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, 
 			bad = true
 			return false
 		}
-		if len(msgs) > 0 && size+len(v) > max {
+		if pos+uint64(len(v)) > upto || (len(msgs) > 0 && size+len(v) > max) {
 			return false
 		}
 		msgs = append(msgs, append([]byte(nil), v...))
@@ -297,6 +319,10 @@ func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, 
 // scan visits the records of stream id overlapping [from, upto) in order,
 // starting with the record containing from, until fn returns false.
 func (s *Store) scan(id, from, upto uint64, fn func(pos uint64, v []byte) bool) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataKey(id, 0), UpperBound: dataKey(id, upto)})
 	if err != nil {
 		return err
@@ -322,13 +348,35 @@ func (s *Store) scan(id, from, upto uint64, fn func(pos uint64, v []byte) bool) 
 	return it.Error()
 }
 
+// acquire takes the shared lock unless the store is closed; the caller
+// releases it with s.mu.RUnlock.
+func (s *Store) acquire() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// clampMax makes a read limit usable: every read returns at least one byte
+// (or record) so that paging always progresses.
+func clampMax(max int) int {
+	if max < 1 {
+		return 1
+	}
+	return max
+}
+
 // Batch accumulates one atomic, synced write.
 type Batch struct {
+	s *Store
 	b *pebble.Batch
 }
 
-// NewBatch starts a write batch.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+// NewBatch starts a write batch. Building a batch does not touch the
+// database, so it needs no lock; Commit does.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 
 // PutMeta writes a stream's metadata.
 func (b *Batch) PutMeta(path string, m *Meta) error {
@@ -371,6 +419,10 @@ func (b *Batch) Empty() bool { return b.b.Empty() }
 // Commit writes the batch durably: it returns only after the WAL is synced.
 // Concurrent commits share fsyncs through Pebble's commit pipeline.
 func (b *Batch) Commit() error {
+	if err := b.s.acquire(); err != nil {
+		return err
+	}
+	defer b.s.mu.RUnlock()
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}

@@ -179,6 +179,6 @@ func IsJSON(ct string) bool { return Essence(ct) == "application/json" }
 // IsTextual reports whether SSE carries the stream's bytes as text (text/*
 // and application/json); everything else is base64-encoded (§5.8).
 func IsTextual(ct string) bool {
-	e := Essence(ct)
-	return strings.HasPrefix(e, "text/") || e == "application/json"
+	e, _, err := mime.ParseMediaType(ct)
+	return err == nil && (strings.HasPrefix(e, "text/") && len(e) > len("text/") || e == "application/json")
 }

@@ -15,7 +15,9 @@ var ErrEmptyJSONArray = fmt.Errorf("%w: empty JSON array appends nothing", ErrBa
 // message (§9.1.2). Each message is the exact source text of the value.
 // allowEmpty permits "[]" (valid on create, rejected on append).
 func SplitJSON(body []byte, allowEmpty bool) ([][]byte, error) {
-	trimmed := bytes.TrimSpace(body)
+	// Only JSON's own whitespace (RFC 8259): bytes.TrimSpace would also
+	// accept Unicode spaces around an otherwise valid value.
+	trimmed := bytes.Trim(body, " \t\r\n")
 	if !json.Valid(trimmed) {
 		return nil, fmt.Errorf("%w: body is not valid JSON", ErrBadRequest)
 	}
