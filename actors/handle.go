@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,18 @@ func (h *Handle) send(root *actor.RootContext, msg any) bool {
 
 // tryRetire retires the handle if no send is in progress.
 func (h *Handle) tryRetire() bool { return h.gate.CompareAndSwap(0, retiredBit) }
+
+// retireWhenIdle retires the handle as soon as no send is in progress.
+// Senders hold the gate only for the duration of one mailbox enqueue.
+func (h *Handle) retireWhenIdle() {
+	for {
+		g := h.gate.Load()
+		if g < 0 || (g == 0 && h.gate.CompareAndSwap(0, retiredBit)) {
+			return
+		}
+		runtime.Gosched()
+	}
+}
 
 // forceRetire retires the handle regardless of senders (actor failure path).
 func (h *Handle) forceRetire() {

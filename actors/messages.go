@@ -44,11 +44,21 @@ type unsubscribeMsg struct{ id uint64 }
 // expireTick asks the actor to check its stream's expiry.
 type expireTick struct{}
 
+// idleTick asks the actor whether it has been idle long enough to passivate.
+type idleTick struct{}
+
+// shutdownMsg asks the supervisor to stop every stream actor gracefully
+// (after the messages already in their mailboxes); done is closed once all
+// have terminated.
+type shutdownMsg struct{ done chan struct{} }
+
 // commitDone reports the end of a batch commit to the actor that started it.
 type commitDone struct {
 	ops  []*writeOp
 	snap *Snapshot
 	err  error
+	// finished is closed when the commit returned, before the message is sent.
+	finished chan struct{}
 }
 
 func reply[T any](ch chan T, v T) {
@@ -67,6 +77,9 @@ func (m *deleteMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
 func (m *waitMsg) retry()      { reply(m.reply, waitResult{err: errRetry}) }
 func (m *subscribeMsg) retry() { reply(m.reply, errRetry) }
 
+// A locate that reaches a stopped supervisor means streamd is shutting down.
+func (m *locateMsg) retry() { reply(m.reply, nil) }
+
 // Messages whose loss is harmless or handled by retry are not worth a
 // dead-letter log line.
 func (*createMsg) IgnoreDeadLetterLogging()      {}
@@ -77,4 +90,6 @@ func (*cancelWaitMsg) IgnoreDeadLetterLogging()  {}
 func (*subscribeMsg) IgnoreDeadLetterLogging()   {}
 func (*unsubscribeMsg) IgnoreDeadLetterLogging() {}
 func (*expireTick) IgnoreDeadLetterLogging()     {}
+func (*idleTick) IgnoreDeadLetterLogging()       {}
+func (*locateMsg) IgnoreDeadLetterLogging()      {}
 func (*commitDone) IgnoreDeadLetterLogging()     {}

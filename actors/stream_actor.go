@@ -58,11 +58,20 @@ type streamActor struct {
 	barrierActive bool
 	queued        []any
 
+	// commit is the batch commit in flight, if any.
+	commit   *commitDone
+	stopping bool
+
 	waiters  map[uint64]*waitMsg
 	subs     map[uint64]*subscribeMsg
 	ttlTimer *time.Timer
-	retired  bool
-	failed   error
+	// Idle detection uses its own timer rather than protoactor's receive
+	// timeout, whose timer is reset and cancelled from two goroutines
+	// without synchronisation (a data race under -race).
+	idleTimer  *time.Timer
+	lastActive time.Time
+	retired    bool
+	failed     error
 }
 
 func newStreamActor(s *Streams, path string, h *Handle) *streamActor {
@@ -79,11 +88,12 @@ func (a *streamActor) Receive(c actor.Context) {
 		a.self = c.Self()
 		a.h.loadErr = a.load()
 		close(a.h.ready)
-		c.SetReceiveTimeout(a.s.cfg.IdleTimeout)
+		a.lastActive = time.Now()
+		a.armIdle(a.s.cfg.IdleTimeout)
 	case *actor.Stopping:
 		a.stop()
-	case *actor.ReceiveTimeout:
-		a.maybePassivate(c)
+	case *idleTick:
+		a.onIdleTick(c)
 	case *commitDone:
 		a.onCommitDone(m)
 	case *expireTick:
@@ -98,6 +108,7 @@ func (a *streamActor) Receive(c actor.Context) {
 			close(sub.ch)
 		}
 	case retrier:
+		a.lastActive = time.Now()
 		switch {
 		case a.retired:
 			m.retry()
@@ -392,6 +403,13 @@ func (a *streamActor) flush() {
 	if a.inflight || len(a.pending) == 0 {
 		return
 	}
+	if a.stopping {
+		for _, op := range a.pending {
+			reply(op.reply, Result{Err: ErrShuttingDown})
+		}
+		a.pending = nil
+		return
+	}
 	ops := a.pending
 	a.pending = nil
 	writes := false
@@ -416,13 +434,15 @@ func (a *streamActor) flush() {
 		return
 	}
 	a.inflight = true
-	done := &commitDone{ops: ops, snap: a.speculativeSnapshot()}
+	done := &commitDone{ops: ops, snap: a.speculativeSnapshot(), finished: make(chan struct{})}
+	a.commit = done
 	root, self := a.s.root, a.self
 	a.s.commits.Add(1)
 	go func() {
 		defer a.s.commits.Done()
 		done.err = b.Commit()
 		b.Close()
+		close(done.finished)
 		root.Send(self, done)
 	}()
 }
@@ -458,6 +478,10 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 }
 
 func (a *streamActor) onCommitDone(d *commitDone) {
+	if d != a.commit && d.finished != nil {
+		return // already handled by stop
+	}
+	a.commit = nil
 	a.inflight = false
 	if d.err != nil {
 		a.s.log.Error("commit failed; reloading stream state", "path", a.path, "err", d.err)
@@ -587,6 +611,26 @@ func (a *streamActor) expireNow() {
 	a.dispatch(&deleteMsg{})
 }
 
+func (a *streamActor) armIdle(d time.Duration) {
+	root, self := a.s.root, a.self
+	a.idleTimer = time.AfterFunc(d, func() { root.Send(self, &idleTick{}) })
+}
+
+func (a *streamActor) onIdleTick(c actor.Context) {
+	if a.retired {
+		return
+	}
+	idle := a.s.cfg.IdleTimeout
+	if rest := idle - time.Since(a.lastActive); rest > 0 {
+		a.armIdle(rest)
+		return
+	}
+	a.maybePassivate(c)
+	if !a.retired {
+		a.armIdle(idle)
+	}
+}
+
 // maybePassivate retires an idle actor. It persists the sliding-TTL anchor
 // first so the stream's remaining lifetime survives passivation.
 func (a *streamActor) maybePassivate(c actor.Context) {
@@ -619,9 +663,20 @@ func (a *streamActor) maybePassivate(c actor.Context) {
 
 func (a *streamActor) stop() {
 	a.retired = true
+	a.stopping = true
 	a.h.forceRetire()
+	// The commitDone message of a commit in flight would arrive after the
+	// actor stopped and be dropped: wait for the commit here and answer its
+	// writes, which are durable (or failed) by then.
+	if d := a.commit; d != nil {
+		<-d.finished
+		a.onCommitDone(d)
+	}
 	if a.ttlTimer != nil {
 		a.ttlTimer.Stop()
+	}
+	if a.idleTimer != nil {
+		a.idleTimer.Stop()
 	}
 	for id, w := range a.waiters {
 		w.retry()

@@ -43,6 +43,9 @@ type Streams struct {
 	// commits counts batch commits in flight, so Shutdown can wait for them
 	// before the caller closes the store underneath them.
 	commits sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // Start creates the actor system and the supervisor.
@@ -95,10 +98,24 @@ func Start(cfg Config) (*Streams, error) {
 }
 
 // Shutdown stops every stream actor after the messages already queued, then
-// returns. HTTP intake must already be stopped; the store is closed by the
+// returns; later calls return the first call's result. HTTP intake must already be stopped; the store is closed by the
 // caller afterwards.
 func (s *Streams) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Streams) shutdown(ctx context.Context) error {
 	s.closed.Store(true)
+	// Stop the stream actors with Poison, not Stop: Stop (what a stopping
+	// parent does to its children) drops queued messages unanswered.
+	drained := make(chan struct{})
+	s.root.Send(s.sup, &shutdownMsg{done: drained})
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		return fmt.Errorf("stop stream actors: %w", ctx.Err())
+	}
 	f := s.root.PoisonFuture(s.sup)
 	done := make(chan error, 1)
 	go func() { done <- f.Wait() }()
@@ -303,6 +320,7 @@ type locateMsg struct {
 // is the only writer of Streams.cache.
 type supervisor struct {
 	s        *Streams
+	drained  chan struct{}      // set once shutdown began
 	live     map[string]*Handle // current incarnation per path (may be retired)
 	paths    map[string]string  // child PID id -> path
 	awaiting map[string][]chan *Handle
@@ -314,7 +332,21 @@ func newSupervisor(s *Streams) *supervisor {
 
 func (sv *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
+	case *shutdownMsg:
+		sv.drained = m.done
+		for _, h := range sv.live {
+			// Once retired, no handler can enqueue behind the Poison, so
+			// everything before it is processed and answered.
+			h.retireWhenIdle()
+			c.Poison(h.pid)
+		}
+		sv.answerAwaiting()
+		sv.maybeDrained()
 	case *locateMsg:
+		if sv.drained != nil {
+			m.reply <- nil
+			return
+		}
 		h := sv.live[m.path]
 		switch {
 		case h == nil:
@@ -337,6 +369,10 @@ func (sv *supervisor) Receive(c actor.Context) {
 			delete(sv.live, path)
 			sv.s.cache.CompareAndDelete(path, h)
 		}
+		if sv.drained != nil {
+			sv.maybeDrained()
+			return
+		}
 		if waiting := sv.awaiting[path]; len(waiting) > 0 {
 			delete(sv.awaiting, path)
 			h := sv.spawn(c, path)
@@ -345,11 +381,27 @@ func (sv *supervisor) Receive(c actor.Context) {
 			}
 		}
 	case *actor.Stopping:
-		for path, waiting := range sv.awaiting {
-			for _, ch := range waiting {
-				ch <- nil
-			}
-			delete(sv.awaiting, path)
+		sv.answerAwaiting()
+	}
+}
+
+// answerAwaiting tells every caller waiting for a respawn that streamd is
+// shutting down.
+func (sv *supervisor) answerAwaiting() {
+	for path, waiting := range sv.awaiting {
+		for _, ch := range waiting {
+			ch <- nil
+		}
+		delete(sv.awaiting, path)
+	}
+}
+
+func (sv *supervisor) maybeDrained() {
+	if len(sv.live) == 0 && sv.drained != nil {
+		select {
+		case <-sv.drained:
+		default:
+			close(sv.drained)
 		}
 	}
 }

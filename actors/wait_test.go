@@ -1,0 +1,255 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestWaitWakesOnAppend(t *testing.T) {
+	e := newEnv(t)
+	e.createText("/s", "abc")
+	w := e.waitAsync(opCtx(t), "/s", 3)
+	waitersParked(t, 1)
+	select {
+	case r := <-w:
+		t.Fatalf("Wait returned before any append: %+v", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	r := e.appendText("/s", "de", "f")
+	got := recv(t, w, "wait")
+	if got.err != nil {
+		t.Fatalf("Wait: %v", got.err)
+	}
+	d := got.d
+	if d.Start != 3 || d.End != r.NextOffset || d.End != 6 || d.Closed || d.Deleted || d.JSON {
+		t.Fatalf("delta = %+v, want [3, 6) open", d)
+	}
+	if string(d.Body()) != "def" {
+		t.Fatalf("delta body = %q, want %q", d.Body(), "def")
+	}
+}
+
+func TestWaitJSONDeltaIsArray(t *testing.T) {
+	e := newEnv(t)
+	e.create("/j", CreateRequest{ContentType: ctJSON, Records: recs(`{"a":1}`)})
+	w := e.waitAsync(opCtx(t), "/j", 7)
+	waitersParked(t, 1)
+	e.append("/j", AppendRequest{ContentType: ctJSON, Records: recs(`{"b":2}`, `[3]`)})
+	got := recv(t, w, "wait")
+	if got.err != nil || !got.d.JSON {
+		t.Fatalf("Wait: %+v", got)
+	}
+	if string(got.d.Body()) != `[{"b":2},[3]]` {
+		t.Fatalf("JSON delta body = %s", got.d.Body())
+	}
+	if got.d.Start != 7 || got.d.End != 7+7+3 {
+		t.Fatalf("delta range [%d, %d)", got.d.Start, got.d.End)
+	}
+}
+
+func TestWaitDeltaCoversWholeBatch(t *testing.T) {
+	// Appends committed together wake a waiter once with all their records.
+	e := newEnv(t)
+	e.createText("/s")
+	w := e.waitAsync(opCtx(t), "/s", 0)
+	waitersParked(t, 1)
+	a := e.sendAppend("/s", AppendRequest{ContentType: ctText, Records: recs("a")})
+	b := e.sendAppend("/s", AppendRequest{ContentType: ctText, Records: recs("bc")})
+	recv(t, a, "append a")
+	rb := recv(t, b, "append b")
+	got := recv(t, w, "wait")
+	if got.err != nil || got.d.Start != 0 {
+		t.Fatalf("Wait: %+v", got)
+	}
+	// The first commit may hold "a" alone or both appends.
+	switch string(got.d.Body()) {
+	case "a":
+		if got.d.End != 1 {
+			t.Fatalf("delta %+v", got.d)
+		}
+	case "abc":
+		if got.d.End != rb.NextOffset {
+			t.Fatalf("delta %+v", got.d)
+		}
+	default:
+		t.Fatalf("delta body %q", got.d.Body())
+	}
+}
+
+func TestWaitFanOutSharesOneDelta(t *testing.T) {
+	e := newEnv(t)
+	e.createText("/s", "x")
+	const n = 1000
+	results := make([]asyncWait, n)
+	var wg sync.WaitGroup
+	ctx := opCtx(t)
+	for i := range n {
+		wg.Go(func() {
+			d, err := e.s.Wait(ctx, "/s", 1)
+			results[i] = asyncWait{d, err}
+		})
+	}
+	waitersParked(t, n)
+	r := e.appendText("/s", "payload")
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	recv(t, done, "all waiters")
+	first := results[0].d
+	if first == nil {
+		t.Fatalf("waiter 0: %v", results[0].err)
+	}
+	for i, res := range results {
+		if res.err != nil {
+			t.Fatalf("waiter %d: %v", i, res.err)
+		}
+		if res.d != first {
+			t.Fatalf("waiter %d got delta %p, waiter 0 got %p: deltas must be shared", i, res.d, first)
+		}
+	}
+	if first.Start != 1 || first.End != r.NextOffset || string(first.Body()) != "payload" {
+		t.Fatalf("delta = %+v body %q", first, first.Body())
+	}
+}
+
+func TestWaitOffsetChecks(t *testing.T) {
+	e := newEnv(t)
+	e.createText("/s", "abcd")
+	tests := []struct {
+		name string
+		path string
+		from uint64
+		want error
+	}{
+		{"behind tail", "/s", 0, ErrBehind},
+		{"one behind", "/s", 3, ErrBehind},
+		{"beyond tail", "/s", 5, ErrOffsetBeyondTail},
+		{"far beyond", "/s", 1 << 40, ErrOffsetBeyondTail},
+		{"missing stream", "/nope", 0, ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := e.s.Wait(opCtx(t), tc.path, tc.from)
+			if !errors.Is(err, tc.want) || d != nil {
+				t.Fatalf("Wait(%s, %d) = %+v, %v; want %v", tc.path, tc.from, d, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWaitOnClosedStreamReturnsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.create("/s", CreateRequest{ContentType: ctJSON, Records: recs(`1`), Closed: true})
+	d, err := e.s.Wait(opCtx(t), "/s", 1)
+	if err != nil || d == nil || !d.Closed || d.Start != 1 || d.End != 1 || d.Deleted || !d.JSON {
+		t.Fatalf("Wait on closed stream = %+v, %v; want closed delta at 1", d, err)
+	}
+	if len(d.Body()) != 2 || string(d.Body()) != "[]" {
+		t.Fatalf("closed JSON delta body = %q, want []", d.Body())
+	}
+}
+
+func TestWaitWokenByClose(t *testing.T) {
+	e := newEnv(t)
+	e.createText("/s", "ab")
+	w := e.waitAsync(opCtx(t), "/s", 2)
+	waitersParked(t, 1)
+	e.append("/s", AppendRequest{Close: true})
+	got := recv(t, w, "wait")
+	if got.err != nil || !got.d.Closed || got.d.Start != 2 || got.d.End != 2 || len(got.d.Body()) != 0 {
+		t.Fatalf("Wait woken by close-only = %+v, %v", got.d, got.err)
+	}
+
+	// Append-and-close wakes with the data and the closure together.
+	e.createText("/t")
+	w = e.waitAsync(opCtx(t), "/t", 0)
+	waitersParked(t, 1)
+	e.append("/t", AppendRequest{ContentType: ctText, Records: recs("end"), Close: true})
+	got = recv(t, w, "wait")
+	if got.err != nil || !got.d.Closed || got.d.Start != 0 || got.d.End != 3 || string(got.d.Body()) != "end" {
+		t.Fatalf("Wait woken by append-and-close = %+v, %v", got.d, got.err)
+	}
+}
+
+func TestWaitWokenByDelete(t *testing.T) {
+	e := newEnv(t)
+	e.createText("/s", "ab")
+	const n = 3
+	ws := make([]<-chan asyncWait, n)
+	for i := range ws {
+		ws[i] = e.waitAsync(opCtx(t), "/s", 2)
+	}
+	waitersParked(t, n)
+	if err := e.s.Delete(opCtx(t), "/s"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	for _, w := range ws {
+		got := recv(t, w, "wait")
+		if got.err != nil || got.d == nil || !got.d.Deleted {
+			t.Fatalf("Wait across delete = %+v, %v; want Deleted delta", got.d, got.err)
+		}
+	}
+}
+
+func TestWaitNotWokenByIneffectiveWrites(t *testing.T) {
+	// Producer duplicates, rejected appends and idempotent creates change
+	// nothing a reader can see and must not end a long-poll.
+	e := newEnv(t)
+	e.createText("/s")
+	e.append("/s", AppendRequest{ContentType: ctText, Records: recs("a"), Producer: producer("p", 0, 0)})
+	w := e.waitAsync(opCtx(t), "/s", 1)
+	waitersParked(t, 1)
+	e.append("/s", AppendRequest{ContentType: ctText, Records: recs("a"), Producer: producer("p", 0, 0)})
+	e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctJSON, Records: recs("1")})
+	e.createText("/s")
+	select {
+	case got := <-w:
+		t.Fatalf("Wait woken by a write that changed nothing: %+v, %v", got.d, got.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.appendText("/s", "b")
+	if got := recv(t, w, "wait"); got.err != nil || string(got.d.Body()) != "b" {
+		t.Fatalf("Wait = %+v, %v", got.d, got.err)
+	}
+}
+
+func TestWaitCancelRemovesWaiter(t *testing.T) {
+	// The waiter is cancelled well before the first idle timeout, so the
+	// actor passivates then only if the cancellation removed the waiter
+	// (a parked waiter keeps an actor alive).
+	e := newEnv(t, func(c *Config) { c.IdleTimeout = 250 * time.Millisecond })
+	e.createText("/s", "x")
+	ctx, cancel := context.WithCancel(context.Background())
+	w := e.waitAsync(ctx, "/s", 1)
+	waitersParked(t, 1)
+	h := e.handleOf("/s")
+	cancel()
+	if got := recv(t, w, "cancelled wait"); !errors.Is(got.err, context.Canceled) || got.d != nil {
+		t.Fatalf("cancelled Wait = %+v, %v", got.d, got.err)
+	}
+	eventually(t, 3*time.Second, "stream actor to passivate after its waiter left", h.retired)
+	// The stream is intact afterwards.
+	if got, _ := e.readAll("/s"); string(got) != "x" {
+		t.Fatalf("stream = %q", got)
+	}
+}
+
+func TestWaitTimeoutThenAppendDoesNotDeliverToStaleWaiter(t *testing.T) {
+	// A waiter whose context ended is gone: a new Wait at the same offset
+	// receives the next delta, and nothing blocks.
+	e := newEnv(t)
+	e.createText("/s")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := e.s.Wait(ctx, "/s", 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with short deadline: %v", err)
+	}
+	w := e.waitAsync(opCtx(t), "/s", 0)
+	waitersParked(t, 1)
+	e.appendText("/s", "z")
+	if got := recv(t, w, "wait"); got.err != nil || string(got.d.Body()) != "z" {
+		t.Fatalf("Wait = %+v, %v", got.d, got.err)
+	}
+}
