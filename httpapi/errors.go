@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -74,7 +75,7 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, actors.ErrOffsetBeyondTail):
 		return newError(http.StatusBadRequest, "offset is beyond the tail of the stream")
 	case protocol.IsBadRequest(err):
-		return newError(http.StatusBadRequest, err.Error())
+		return newError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), protocol.ErrBadRequest.Error()+": "))
 	case errors.Is(err, actors.ErrShuttingDown):
 		return newError(http.StatusServiceUnavailable, "shutting down")
 	case errors.Is(err, context.DeadlineExceeded):
