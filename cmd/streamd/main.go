@@ -47,6 +47,7 @@ type options struct {
 	compression          bool
 	actorIdleTimeout     time.Duration
 	logLevel             string
+	debugAddr            string
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -66,6 +67,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.BoolVar(&o.compression, "compression", true, "gzip/deflate catch-up responses when the client accepts it")
 	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "STREAMD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -160,6 +162,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if o.debugAddr != "" {
+		dbg, err := startDebugServer(o.debugAddr)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		log.Info("pprof listening", "addr", "http://"+dbg.Addr+"/debug/pprof/")
+	}
 	dataDir := o.dataDir
 	if o.memory {
 		dataDir = ""
