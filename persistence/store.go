@@ -55,6 +55,8 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
+	syncs *syncCounters
+
 	idMu       sync.Mutex
 	nextID     uint64 // next id to hand out
 	reservedID uint64 // ids below this are covered by the durable high-water mark
@@ -108,8 +110,13 @@ func Open(opts Options) (*Store, error) {
 	}
 	c := pebble.NewCache(cache)
 	defer c.Unref()
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	syncs := &syncCounters{}
 	po := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 syncCountingFS{FS: fs, c: syncs},
 		Cache:              c,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       64 << 20,
@@ -119,7 +126,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, syncs: syncs}
 	v, closer, err := db.Get(idsKey)
 	switch {
 	case err == nil:
@@ -137,6 +144,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.reservedID = s.nextID
 	return s, nil
+}
+
+// Syncs returns the file syncs issued since Open.
+func (s *Store) Syncs() SyncStats {
+	return SyncStats{WAL: s.syncs.wal.Load(), All: s.syncs.all.Load()}
 }
 
 // Close flushes nothing (every acknowledged write is already synced) and

@@ -962,3 +962,30 @@ func TestOpenDefaultsAndReuse(t *testing.T) {
 		t.Fatal("second Open of a locked directory succeeded")
 	}
 }
+
+// TestSyncsCountWALSyncs: every synced commit syncs the WAL at least once,
+// and concurrent commits may share syncs but never need more than one each.
+func TestSyncsCountWALSyncs(t *testing.T) {
+	forEachFS(t, func(t *testing.T, h *harness) {
+		st := h.open()
+		before := st.Syncs()
+		const commits = 20
+		for i := 0; i < commits; i++ {
+			b := st.NewBatch()
+			if err := b.Append(1, uint64(i), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		}
+		after := st.Syncs()
+		if got := after.WAL - before.WAL; got < commits {
+			t.Errorf("WAL syncs for %d sequential synced commits = %d; want >= %d", commits, got, commits)
+		}
+		if after.All < after.WAL {
+			t.Errorf("All syncs %d < WAL syncs %d", after.All, after.WAL)
+		}
+	})
+}
