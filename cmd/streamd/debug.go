@@ -1,16 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/streamd/streamd/persistence"
 )
 
 // startDebugServer serves pprof on its own listener, never on the public
 // API address, so profiles are only reachable where the operator chose.
-func startDebugServer(addr string) (*http.Server, error) {
+//
+// It also serves /debug/streamd/syncs: Pebble's sync counters as JSON, so a
+// benchmark can compute appends per fsync.
+func startDebugServer(addr string, store *persistence.Store) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
@@ -21,6 +27,11 @@ func startDebugServer(addr string) (*http.Server, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/streamd/syncs", func(w http.ResponseWriter, _ *http.Request) {
+		st := store.Syncs()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]uint64{"wal_syncs": st.WAL, "all_syncs": st.All})
+	})
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil

@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if o.debugAddr != "" {
-		dbg, err := startDebugServer(o.debugAddr)
+		dbg, err := startDebugServer(o.debugAddr, store)
 		if err != nil {
 			return err
 		}
