@@ -60,6 +60,7 @@ func parseReadQuery(c echo.Context) (readQuery, error) {
 // chunk is one catch-up read result.
 type chunk struct {
 	body     []byte
+	buf      *[]byte // pooled buffer backing body, if any; see release
 	end      uint64
 	upToDate bool
 	closed   bool // the stream is closed and the chunk reaches its end
@@ -67,24 +68,31 @@ type chunk struct {
 
 // readChunk reads from pos up to the snapshot's durable tail, bounded by
 // MaxChunkBytes.
+// The chunk's body lives in a pooled buffer: call release once it has been
+// written out.
 func (s *Server) readChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
-	var ch chunk
+	ch := chunk{buf: s.getBuf()}
 	if snap.JSON {
 		msgs, end, err := s.store.ReadMessages(snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
 		if errors.Is(err, persistence.ErrNotBoundary) {
-			return ch, newError(http.StatusBadRequest, "offset is not a message boundary")
+			err = newError(http.StatusBadRequest, "offset is not a message boundary")
 		}
 		if err != nil {
-			return ch, err
+			s.release(ch)
+			return chunk{}, err
 		}
-		ch.body, ch.end = protocol.AppendJSONArray(nil, msgs), end
+		*ch.buf = protocol.AppendJSONArray((*ch.buf)[:0], msgs)
+		ch.end = end
 	} else {
-		b, err := s.store.ReadBytes(snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
+		b, err := s.store.AppendBytes((*ch.buf)[:0], snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
 		if err != nil {
-			return ch, err
+			s.release(ch)
+			return chunk{}, err
 		}
-		ch.body, ch.end = b, pos+uint64(len(b))
+		*ch.buf = b
+		ch.end = pos + uint64(len(b))
 	}
+	ch.body = *ch.buf
 	ch.upToDate = ch.end == snap.Tail
 	ch.closed = ch.upToDate && snap.Closed
 	return ch, nil
@@ -155,7 +163,30 @@ func (s *Server) writeChunk(c echo.Context, snap *actors.Snapshot, pos uint64, c
 	if err != nil {
 		return err
 	}
+	defer s.release(ch)
 	return s.writeBody(c, snap, pos, ch, cursor)
+}
+
+// maxPooledBuffer bounds buffers kept for reuse, so one huge JSON chunk does
+// not pin its memory forever.
+const maxPooledBuffer = 4 << 20
+
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// release returns a chunk's buffer to the pool; the body must no longer be
+// referenced.
+func (s *Server) release(ch chunk) {
+	if ch.buf == nil || cap(*ch.buf) > maxPooledBuffer {
+		return
+	}
+	*ch.buf = (*ch.buf)[:0]
+	s.bufs.Put(ch.buf)
 }
 
 func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch chunk, cursor string) error {

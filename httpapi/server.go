@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,7 @@ type Server struct {
 	store   *persistence.Store
 	log     *slog.Logger
 	pools   *compressors
+	bufs    sync.Pool // *[]byte read buffers; see readChunk
 }
 
 // New returns the Echo instance serving the protocol.

@@ -89,6 +89,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 				return nil
 			}
 			sw.buf = actors.AppendSSEData(sw.buf, ch.body, textual)
+			s.release(ch)
 			sw.control(ch.end, ch.upToDate, ch.closed)
 			sentControl = true
 			pos = ch.end
