@@ -6,6 +6,10 @@
 #   make conformance  conformance suite in both storage modes
 #   make lint         gofmt, go vet, staticcheck
 #   make stress       repeat the Go tests under -race (STRESS_COUNT, STRESS_RUN)
+#   make bench        benchmark streamd against the Node reference server and
+#                     the load tool's ceiling (scripts/bench.sh; BENCH_* knobs)
+#   make bench-smoke  ~10 s run of every benchmark scenario against streamd;
+#                     fails on errors or missing messages
 
 GO               ?= go
 BIN              := bin/streamd
@@ -16,7 +20,7 @@ STREAMD_BIN      ?=
 STRESS_COUNT     ?= 20
 STRESS_RUN       ?= .
 
-.PHONY: all ci build test test-go race stress conformance conformance-durable conformance-memory lint fmt-check vet staticcheck clean
+.PHONY: all ci build test test-go race stress conformance conformance-durable conformance-memory lint fmt-check vet staticcheck clean bench bench-smoke
 
 .NOTPARALLEL:
 
@@ -51,6 +55,14 @@ conformance-durable:
 
 conformance-memory:
 	scripts/conformance.sh memory $(STREAMD_BIN)
+
+# Benchmarks (not part of make test); STREAMD_BIN, if set, is used instead of
+# building bin/streamd.
+bench:
+	STREAMD_BIN=$(STREAMD_BIN) scripts/bench.sh
+
+bench-smoke:
+	STREAMD_BIN=$(STREAMD_BIN) scripts/bench.sh --smoke
 
 lint: fmt-check vet staticcheck
 
