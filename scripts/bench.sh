@@ -102,6 +102,8 @@ done
 [[ $quick == 1 ]] || quick=0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 cd "$root"
 started_at=$SECONDS
 invocation="scripts/bench.sh"
@@ -371,19 +373,7 @@ show_cmd() {
 
 stop_server() {
 	[[ -n $server_pid ]] || return 0
-	if kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		local waited=0
-		while kill -0 "$server_pid" 2>/dev/null && ((waited < stop_grace * 10)); do
-			sleep 0.1
-			waited=$((waited + 1))
-		done
-		if kill -0 "$server_pid" 2>/dev/null; then
-			echo "$label: $server_target (pid $server_pid) still running after ${stop_grace}s, sending SIGKILL" >&2
-			kill -KILL "$server_pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$server_pid" 2>/dev/null || true
+	stop_pid "$server_pid" "$stop_grace" "$label: $server_target"
 	server_pid=""
 	rm -rf "$tmp/data"
 }

@@ -34,6 +34,8 @@ durable | memory) ;;
 esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 startup_timeout=${STREAMD_STARTUP_TIMEOUT:-30}
 stop_grace=${STREAMD_STOP_GRACE:-10}
 
@@ -74,19 +76,7 @@ print_server_logs() {
 
 stop_server() {
 	[[ -n $server_pid ]] || return 0
-	if kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		local waited=0
-		while kill -0 "$server_pid" 2>/dev/null && ((waited < stop_grace * 10)); do
-			sleep 0.1
-			waited=$((waited + 1))
-		done
-		if kill -0 "$server_pid" 2>/dev/null; then
-			echo "conformance: streamd (pid $server_pid) still running after ${stop_grace}s, sending SIGKILL" >&2
-			kill -KILL "$server_pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$server_pid" 2>/dev/null || true
+	stop_pid "$server_pid" "$stop_grace" "conformance: streamd"
 	server_pid=""
 }
 
