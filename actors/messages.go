@@ -1,5 +1,7 @@
 package actors
 
+import "github.com/streamd/streamd/persistence"
+
 // retrier is implemented by every request that carries a reply channel, so
 // a request that reaches a retired actor, or becomes a dead letter, is
 // answered with errRetry instead of being lost.
@@ -43,6 +45,9 @@ type unsubscribeMsg struct{ id uint64 }
 
 // expireTick asks the actor to check its stream's expiry.
 type expireTick struct{}
+
+// reapMsg hands a stream actor an expiry index entry that came due.
+type reapMsg struct{ entry persistence.ExpiryEntry }
 
 // idleTick asks the actor whether it has been idle long enough to passivate.
 type idleTick struct{}
@@ -91,5 +96,6 @@ func (*subscribeMsg) IgnoreDeadLetterLogging()   {}
 func (*unsubscribeMsg) IgnoreDeadLetterLogging() {}
 func (*expireTick) IgnoreDeadLetterLogging()     {}
 func (*idleTick) IgnoreDeadLetterLogging()       {}
+func (*reapMsg) IgnoreDeadLetterLogging()        {}
 func (*locateMsg) IgnoreDeadLetterLogging()      {}
 func (*commitDone) IgnoreDeadLetterLogging()     {}

@@ -58,6 +58,12 @@ type streamActor struct {
 	barrierActive bool
 	queued        []any
 
+	// indexed is the expiry index entry of the stream's persisted metadata
+	// (nil if it never expires); unindex lists stale entries to drop in the
+	// next batch.
+	indexed *persistence.ExpiryEntry
+	unindex []persistence.ExpiryEntry
+
 	// commit is the batch commit in flight, if any.
 	commit   *commitDone
 	stopping bool
@@ -99,6 +105,10 @@ func (a *streamActor) Receive(c actor.Context) {
 	case *expireTick:
 		if !a.retired {
 			a.onExpireTick()
+		}
+	case *reapMsg:
+		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
+			a.onReap(m.entry) // when busy, the next reaper pass comes back
 		}
 	case *cancelWaitMsg:
 		delete(a.waiters, m.id)
@@ -168,6 +178,10 @@ func (a *streamActor) load() error {
 	}
 	if a.producers == nil {
 		a.producers = map[string]persistence.ProducerState{}
+	}
+	a.indexed = nil
+	if d, ok := a.meta.Deadline(); ok && a.exists {
+		a.indexed = &persistence.ExpiryEntry{Deadline: d, ID: a.meta.ID, Path: a.path}
 	}
 	a.publish(a.speculativeSnapshot())
 	a.armTTL()
@@ -448,10 +462,22 @@ func (a *streamActor) flush() {
 }
 
 func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
+	for _, e := range a.unindex {
+		if err := b.DeleteExpiryEntry(e); err != nil {
+			return err
+		}
+	}
+	a.unindex = nil
 	for _, op := range ops {
 		if op.oldID != 0 {
 			if err := b.DeleteStream(a.path, op.oldID); err != nil {
 				return err
+			}
+			if a.indexed != nil && a.indexed.ID == op.oldID {
+				if err := b.DeleteExpiryEntry(*a.indexed); err != nil {
+					return err
+				}
+				a.indexed = nil
 			}
 		}
 		pos := op.start
@@ -463,7 +489,7 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 		}
 	}
 	if a.exists && a.metaDirty {
-		if err := b.PutMeta(a.path, &a.meta); err != nil {
+		if err := a.putMeta(b, &a.meta); err != nil {
 			return err
 		}
 	}
@@ -475,6 +501,49 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 	a.metaDirty = false
 	clear(a.dirtyProducers)
 	return nil
+}
+
+// putMeta writes the stream's metadata and keeps the expiry index pointing
+// at its current deadline only (a TTL stream's deadline moves with every
+// write; stale entries would otherwise pile up).
+func (a *streamActor) putMeta(b *persistence.Batch, m *persistence.Meta) error {
+	if err := b.PutMeta(a.path, m); err != nil {
+		return err
+	}
+	d, ok := m.Deadline()
+	if old := a.indexed; old != nil && (!ok || old.ID != m.ID || old.Deadline.UnixNano() != d.UnixNano()) {
+		if err := b.DeleteExpiryEntry(*old); err != nil {
+			return err
+		}
+	}
+	a.indexed = nil
+	if ok {
+		a.indexed = &persistence.ExpiryEntry{Deadline: d, ID: m.ID, Path: a.path}
+	}
+	return nil
+}
+
+// onReap acts on an expiry index entry that came due: delete the stream if
+// it has expired, otherwise repoint the index at the stream's real
+// deadline (it was read since), or drop an entry of a stream that is gone.
+func (a *streamActor) onReap(e persistence.ExpiryEntry) {
+	if a.exists && a.meta.ID == e.ID {
+		if a.expired(a.s.cfg.Now()) {
+			a.expireNow()
+			return
+		}
+		if a.meta.HasTTL {
+			a.meta.LastAccess = a.h.LastAccess()
+		}
+		a.metaDirty = true
+	}
+	if a.indexed == nil || a.indexed.ID != e.ID || a.indexed.Deadline.UnixNano() != e.Deadline.UnixNano() {
+		a.unindex = append(a.unindex, e)
+	}
+	// An append-kind op without records carries the metadata and index
+	// changes through the ordinary commit pipeline.
+	a.pending = append(a.pending, &writeOp{kind: opAppend})
+	a.flush()
 }
 
 func (a *streamActor) onCommitDone(d *commitDone) {
@@ -642,7 +711,7 @@ func (a *streamActor) maybePassivate(c actor.Context) {
 			meta := a.meta
 			meta.LastAccess = last
 			b := a.s.store.NewBatch()
-			err := b.PutMeta(a.path, &meta)
+			err := a.putMeta(b, &meta)
 			if err == nil {
 				err = b.Commit()
 			}

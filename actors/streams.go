@@ -23,7 +23,10 @@ type Config struct {
 	// SubscriberBuffer is how many undelivered deltas a live subscriber may
 	// lag before it is dropped to catch up from storage (default 256).
 	SubscriberBuffer int
-	Logger           *slog.Logger
+	// ReapInterval is how often expired streams nobody touches are looked
+	// for in the expiry index and deleted (default 1s).
+	ReapInterval time.Duration
+	Logger       *slog.Logger
 	// Now returns the current time (default time.Now); tests override it.
 	Now func() time.Time
 }
@@ -46,6 +49,8 @@ type Streams struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	stopReaper   chan struct{}
+	reaperDone   chan struct{}
 }
 
 // Start creates the actor system and the supervisor.
@@ -61,6 +66,9 @@ func Start(cfg Config) (*Streams, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -94,7 +102,43 @@ func Start(cfg Config) (*Streams, error) {
 		return nil, fmt.Errorf("spawn stream supervisor: %w", err)
 	}
 	s.sup = pid
+	s.stopReaper, s.reaperDone = make(chan struct{}), make(chan struct{})
+	go s.reap()
 	return s, nil
+}
+
+// reapBatch bounds the entries handled per reaper pass.
+const reapBatch = 1000
+
+// reap periodically hands expiry index entries that came due to their
+// stream actors (spawning passivated ones), so expired streams are deleted
+// and their space reclaimed even if no request touches them again. There
+// is no timer per stream kept in memory for this.
+func (s *Streams) reap() {
+	defer close(s.reaperDone)
+	t := time.NewTicker(s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopReaper:
+			return
+		case <-t.C:
+		}
+		entries, err := s.store.ExpiredEntries(s.cfg.Now(), reapBatch)
+		if err != nil {
+			s.log.Warn("scan expiry index", "err", err)
+			continue
+		}
+		for _, e := range entries {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			h, err := s.locate(ctx, e.Path)
+			cancel()
+			if err != nil {
+				break // shutting down or overloaded: the next pass retries
+			}
+			h.send(s.root, &reapMsg{entry: e})
+		}
+	}
 }
 
 // Shutdown stops every stream actor after the messages already queued, then
@@ -107,6 +151,8 @@ func (s *Streams) Shutdown(ctx context.Context) error {
 
 func (s *Streams) shutdown(ctx context.Context) error {
 	s.closed.Store(true)
+	close(s.stopReaper)
+	<-s.reaperDone
 	// Stop the stream actors with Poison, not Stop: Stop (what a stopping
 	// parent does to its children) drops queued messages unanswered.
 	drained := make(chan struct{})

@@ -25,6 +25,7 @@ const (
 	prefixData     = 'd'
 	prefixProducer = 'p'
 	prefixSystem   = 's'
+	prefixExpiry   = 'x'
 
 	// idBlock is how many stream ids are reserved per durable write of the
 	// high-water mark, so creates rarely touch the counter key.
@@ -79,6 +80,33 @@ type Meta struct {
 	ClosedBy *ProducerRef `json:"closedBy,omitempty"`
 	// LastSeq is the highest Stream-Seq accepted (§5.2), scoped per stream.
 	LastSeq string `json:"seq,omitempty"`
+}
+
+// Deadline returns when the stream expires as far as storage knows (the
+// sliding TTL counts from LastAccess, or CreatedAt before any access), and
+// whether it expires at all.
+func (m *Meta) Deadline() (time.Time, bool) {
+	switch {
+	case !m.ExpiresAt.IsZero():
+		return m.ExpiresAt, true
+	case m.HasTTL:
+		last := m.LastAccess
+		if last.IsZero() {
+			last = m.CreatedAt
+		}
+		return last.Add(m.TTL), true
+	}
+	return time.Time{}, false
+}
+
+// ExpiryEntry is one entry of the expiry index: streams that may have
+// expired by Deadline. Entries can be stale (the stream was read since,
+// deleted, or recreated with another id); whoever acts on an entry checks
+// the stream itself and deletes the entry.
+type ExpiryEntry struct {
+	Deadline time.Time
+	ID       uint64
+	Path     string
 }
 
 // ProducerRef names one producer request.
@@ -382,6 +410,42 @@ func (s *Store) scan(id, from, upto uint64, fn func(pos uint64, v []byte) bool) 
 	return it.Error()
 }
 
+// ExpiredEntries returns up to limit expiry index entries whose deadline is
+// at or before now, oldest first.
+func (s *Store) ExpiredEntries(now time.Time, limit int) ([]ExpiryEntry, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	// Exclusive bound: every entry with a deadline at or before now.
+	upper := expiryKey(now.Add(time.Nanosecond), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixExpiry}, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("scan expiry index: %w", err)
+	}
+	defer it.Close()
+	var out []ExpiryEntry
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 17 {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("scan expiry index: %w", err)
+		}
+		out = append(out, ExpiryEntry{
+			Deadline: time.Unix(0, int64(binary.BigEndian.Uint64(k[1:9]))),
+			ID:       binary.BigEndian.Uint64(k[9:17]),
+			Path:     string(v),
+		})
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("scan expiry index: %w", err)
+	}
+	return out, nil
+}
+
 // acquire takes the shared lock unless the store is closed; the caller
 // releases it with s.mu.RUnlock.
 func (s *Store) acquire() error {
@@ -413,12 +477,25 @@ type Batch struct {
 func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 
 // PutMeta writes a stream's metadata.
+// Streams that expire also get an expiry index entry for their current
+// deadline, so expired streams can be found without scanning every stream.
 func (b *Batch) PutMeta(path string, m *Meta) error {
 	v, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode metadata of stream %q: %w", path, err)
 	}
-	return b.b.Set(metaKey(path), v, nil)
+	if err := b.b.Set(metaKey(path), v, nil); err != nil {
+		return err
+	}
+	if d, ok := m.Deadline(); ok {
+		return b.b.Set(expiryKey(d, m.ID), []byte(path), nil)
+	}
+	return nil
+}
+
+// DeleteExpiryEntry removes one expiry index entry.
+func (b *Batch) DeleteExpiryEntry(e ExpiryEntry) error {
+	return b.b.Delete(expiryKey(e.Deadline, e.ID), nil)
 }
 
 // Append writes one record of stream id at position pos.
@@ -476,6 +553,16 @@ func dataKey(id, pos uint64) []byte {
 	k[0] = prefixData
 	binary.BigEndian.PutUint64(k[1:], id)
 	binary.BigEndian.PutUint64(k[9:], pos)
+	return k
+}
+
+// expiryKey orders entries by deadline (unix nanoseconds; deadlines before
+// 1970 clamp to 0) then id.
+func expiryKey(deadline time.Time, id uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixExpiry
+	binary.BigEndian.PutUint64(k[1:], uint64(max(deadline.UnixNano(), 0)))
+	binary.BigEndian.PutUint64(k[9:], id)
 	return k
 }
 

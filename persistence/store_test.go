@@ -989,3 +989,68 @@ func TestSyncsCountWALSyncs(t *testing.T) {
 		}
 	})
 }
+
+// TestExpiryIndex: PutMeta indexes streams that expire, ExpiredEntries
+// returns exactly the due ones in deadline order, and entries can be deleted.
+func TestExpiryIndex(t *testing.T) {
+	forEachFS(t, func(t *testing.T, h *harness) {
+		st := h.open()
+		base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		metas := map[string]*Meta{
+			"ttl":     {ID: 1, ContentType: "text/plain", HasTTL: true, TTL: 10 * time.Second, CreatedAt: base, LastAccess: base.Add(5 * time.Second)},
+			"expires": {ID: 2, ContentType: "text/plain", ExpiresAt: base.Add(2 * time.Second), CreatedAt: base},
+			"forever": {ID: 3, ContentType: "text/plain", CreatedAt: base},
+		}
+		b := st.NewBatch()
+		for path, m := range metas {
+			if err := b.PutMeta(path, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		tests := []struct {
+			now   time.Time
+			paths []string
+		}{
+			{base.Add(time.Second), nil},
+			{base.Add(2 * time.Second), []string{"expires"}},
+			{base.Add(15 * time.Second), []string{"expires", "ttl"}},
+			{base.Add(time.Hour), []string{"expires", "ttl"}},
+		}
+		for _, tc := range tests {
+			got, err := st.ExpiredEntries(tc.now, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paths []string
+			for _, e := range got {
+				paths = append(paths, e.Path)
+				if d, _ := metas[e.Path].Deadline(); !d.Equal(e.Deadline) || e.ID != metas[e.Path].ID {
+					t.Errorf("entry %+v does not match meta of %q", e, e.Path)
+				}
+			}
+			if fmt.Sprint(paths) != fmt.Sprint(tc.paths) {
+				t.Errorf("ExpiredEntries(%v) paths = %v; want %v", tc.now.Sub(base), paths, tc.paths)
+			}
+		}
+		due, _ := st.ExpiredEntries(base.Add(time.Hour), 1)
+		if len(due) != 1 {
+			t.Fatalf("limit 1: got %d entries", len(due))
+		}
+		b = st.NewBatch()
+		if err := b.DeleteExpiryEntry(due[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		left, _ := st.ExpiredEntries(base.Add(time.Hour), 100)
+		if len(left) != 1 || left[0].Path != "ttl" {
+			t.Errorf("after deleting %q: entries %+v; want only ttl", due[0].Path, left)
+		}
+	})
+}
