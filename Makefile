@@ -6,6 +6,7 @@
 #   make conformance  conformance suite in both storage modes
 #   make lint         gofmt, go vet, staticcheck
 #   make stress       repeat the Go tests under -race (STRESS_COUNT, STRESS_RUN)
+#   make crash-test   SIGKILL streamd under load and check durability (CRASH_CYCLES)
 #   make bench        benchmark streamd against the Node reference server and
 #                     the load tool's ceiling (scripts/bench.sh; BENCH_* knobs)
 #   make bench-smoke  ~10 s run of every benchmark scenario against streamd;
@@ -19,8 +20,9 @@ STATICCHECK      := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_V
 STREAMD_BIN      ?=
 STRESS_COUNT     ?= 20
 STRESS_RUN       ?= .
+CRASH_CYCLES     ?= 50
 
-.PHONY: all ci build test test-go race stress conformance conformance-durable conformance-memory lint fmt-check vet staticcheck clean bench bench-smoke
+.PHONY: all ci build test test-go race stress crash-test conformance conformance-durable conformance-memory lint fmt-check vet staticcheck clean bench bench-smoke
 
 .NOTPARALLEL:
 
@@ -39,6 +41,9 @@ test-go:
 	$(GO) test -race -count=1 ./...
 
 race: test-go
+
+crash-test:
+	STREAMD_CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 20m -run Crash -v ./crashtest/
 
 stress:
 	$(GO) test -race -count=$(STRESS_COUNT) -run '$(STRESS_RUN)' ./...

@@ -1,0 +1,576 @@
+// Package crashtest SIGKILLs a real streamd under concurrent load and checks
+// that every acknowledged append, and every byte a reader saw, survives.
+package crashtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kind is how a stream is written.
+type kind int
+
+const (
+	kPlain kind = iota
+	kSeq
+	kProdBin
+	kProdJSON
+)
+
+// entry is one append: its unique id and, if acknowledged, its offset.
+type entry struct {
+	id      string
+	body    []byte
+	acked   bool
+	next    string // acknowledged Stream-Next-Offset ("" for a deduplicated retry)
+	checked bool   // offset already verified
+}
+
+// stream is the client-side record of one stream across all cycles.
+type stream struct {
+	name    string
+	kind    kind
+	mu      sync.Mutex
+	entries []*entry // in send order; one writer per stream
+	maybe   map[string]bool
+	prev    [][]byte // elements verified after the previous restart
+	// idempotent producer state
+	epoch, seq int
+	pending    *entry // last request without an answer
+	seqN       int    // Stream-Seq counter
+}
+
+type observation struct {
+	s    *stream
+	seen []byte // bytes from offset -1
+	next string
+}
+
+type harness struct {
+	t          *testing.T
+	bin, data  string
+	base       string
+	cmd        *exec.Cmd
+	client     *http.Client
+	streams    []*stream
+	obsMu      sync.Mutex
+	obs        []observation
+	violations int
+	verified   int
+	logPath    string
+	exited     chan struct{}
+	retried    map[int]int // retry status -> count
+	observed   int         // reader observations checked
+}
+
+func (h *harness) violate(format string, args ...any) {
+	h.obsMu.Lock()
+	h.violations++
+	h.obsMu.Unlock()
+	h.t.Errorf("VIOLATION: "+format, args...)
+}
+
+func TestCrash(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("STREAMD_CRASH_CYCLES"))
+	if n <= 0 {
+		t.Skip("set STREAMD_CRASH_CYCLES=N to run the streamd crash test")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "streamd")
+	build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	h := &harness{t: t, bin: bin, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "streamd.log"),
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}}
+	for i, k := range []kind{kPlain, kPlain, kSeq, kProdBin, kProdJSON} {
+		h.streams = append(h.streams, &stream{name: fmt.Sprintf("crash/s%d", i), kind: k, maybe: map[string]bool{}})
+	}
+	h.retried = map[int]int{}
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	t.Cleanup(h.kill)
+	cycles := 0
+	for c := 0; c < n; c++ {
+		cycles++
+		h.start()
+		if c > 0 {
+			h.verify()
+		}
+		h.create()
+		h.load(c, time.Duration(300+rng.Intn(1200))*time.Millisecond)
+		if t.Failed() && h.violations == 0 {
+			break
+		}
+	}
+	h.start()
+	h.verify()
+	h.kill()
+	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d violations=%d", cycles, h.verified, h.violations)
+	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d)",
+		line, h.retried[200], h.retried[204], h.observed)
+	fmt.Println(line)
+	if h.violations > 0 {
+		t.Fail()
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs streamd on a free loopback port and waits until it answers.
+func (h *harness) start() {
+	t := h.t
+	for attempt := 0; attempt < 5; attempt++ {
+		addr := freePort(t)
+		logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(h.bin, "--addr", addr, "--data-dir", h.data, "--long-poll-timeout", "2s")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			t.Fatal(err)
+		}
+		logf.Close()
+		h.cmd, h.base = cmd, "http://"+addr
+		exited := make(chan struct{})
+		h.exited = exited
+		go func() { cmd.Wait(); close(exited) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				deadline = time.Time{}
+				continue
+			default:
+			}
+			resp, err := h.client.Get(h.base + "/v1/stream/crash/ready-probe")
+			if err == nil {
+				resp.Body.Close()
+				h.exited = exited
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		h.kill()
+	}
+	log, _ := os.ReadFile(h.logPath)
+	t.Fatalf("streamd did not become ready; log:\n%s", log)
+}
+
+// kill SIGKILLs the streamd process this test started, by its PID.
+func (h *harness) kill() {
+	if h.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-h.exited:
+	case <-time.After(10 * time.Second):
+		h.t.Errorf("streamd pid %d did not exit after SIGKILL", h.cmd.Process.Pid)
+	}
+	h.cmd = nil
+	h.client.CloseIdleConnections()
+}
+
+func (h *harness) url(s *stream) string { return h.base + "/v1/stream/" + s.name }
+
+func (s *stream) ctype() string {
+	if s.kind == kProdJSON {
+		return "application/json"
+	}
+	return "application/octet-stream"
+}
+
+// create makes every stream (idempotent PUT).
+func (h *harness) create() {
+	for _, s := range h.streams {
+		req, _ := http.NewRequest(http.MethodPut, h.url(s), nil)
+		req.Header.Set("Content-Type", s.ctype())
+		resp, err := h.client.Do(req)
+		if err != nil {
+			h.t.Fatalf("create %s: %v", s.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 && resp.StatusCode != 201 {
+			h.t.Fatalf("create %s: status %d", s.name, resp.StatusCode)
+		}
+	}
+}
+
+func (s *stream) newEntry(cycle int, rng *rand.Rand) *entry {
+	id := fmt.Sprintf("%s-c%d-n%d-%08x", s.name, cycle, len(s.entries), rng.Uint32())
+	e := &entry{id: id}
+	if s.kind == kProdJSON {
+		e.body, _ = json.Marshal(map[string]any{"id": id, "pad": strings.Repeat("x", rng.Intn(64))})
+	} else {
+		e.body = []byte(id + "|" + strings.Repeat("y", rng.Intn(200)) + "\n")
+	}
+	return e
+}
+
+// post sends one append; it returns the status (0 on transport error) and Stream-Next-Offset.
+func (h *harness) post(s *stream, e *entry, seqHdr string) (int, string) {
+	req, _ := http.NewRequest(http.MethodPost, h.url(s), bytes.NewReader(e.body))
+	req.Header.Set("Content-Type", s.ctype())
+	if seqHdr != "" {
+		req.Header.Set("Stream-Seq", seqHdr)
+	}
+	if s.kind == kProdBin || s.kind == kProdJSON {
+		req.Header.Set("Producer-Id", "crash-"+s.name)
+		req.Header.Set("Producer-Epoch", strconv.Itoa(s.epoch))
+		req.Header.Set("Producer-Seq", strconv.Itoa(s.seq))
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Stream-Next-Offset")
+}
+
+// writer appends sequentially to s until stop closes or a request fails.
+func (h *harness) writer(s *stream, cycle int, seed int64, stop <-chan struct{}) {
+	rng := rand.New(rand.NewSource(seed))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < 100000; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		e := s.newEntry(cycle, rng)
+		s.entries = append(s.entries, e)
+		seqHdr := ""
+		if s.kind == kSeq {
+			s.seqN++
+			seqHdr = fmt.Sprintf("%012d", s.seqN)
+		}
+		code, next := h.post(s, e, seqHdr)
+		switch {
+		case code == 0 || code >= 500:
+			s.maybe[e.id] = true
+			if s.kind == kProdBin || s.kind == kProdJSON {
+				s.pending = e
+			}
+			return
+		case code == 200 || code == 204:
+			if (s.kind == kProdBin || s.kind == kProdJSON) && code != 200 {
+				h.violate("%s: fresh producer seq %d got %d, want 200", s.name, s.seq, code)
+			}
+			if next == "" {
+				h.violate("%s: %d without Stream-Next-Offset", s.name, code)
+			}
+			e.acked, e.next = true, next
+			s.seq++
+		default:
+			h.violate("%s: append got status %d", s.name, code)
+			return
+		}
+	}
+}
+
+// retryPending resends a producer's last unanswered request after restart.
+func (h *harness) retryPending(s *stream) {
+	e := s.pending
+	if e == nil {
+		return
+	}
+	s.pending = nil
+	code, next := h.post(s, e, "")
+	h.retried[code]++
+	switch code {
+	case 200:
+		e.acked, e.next = true, next
+	case 204:
+		e.acked = true // deduplicated: it must already be there, exactly once
+	default:
+		h.violate("%s: retry of producer seq %d after restart got %d, want 200 or 204", s.name, s.seq, code)
+		return
+	}
+	delete(s.maybe, e.id)
+	s.seq++
+}
+
+// getChunk reads one response; it returns the body, Stream-Next-Offset,
+// whether it is up to date, and the status.
+func (h *harness) getChunk(ctx context.Context, s *stream, offset string, live bool) ([]byte, string, bool, int, error) {
+	u := h.url(s) + "?offset=" + offset
+	if live {
+		u += "&live=long-poll"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, "", false, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", false, 0, err
+	}
+	return b, resp.Header.Get("Stream-Next-Offset"), resp.Header.Get("Stream-Up-To-Date") == "true", resp.StatusCode, nil
+}
+
+// reader reads s from -1 following Stream-Next-Offset, catch-up or long-poll,
+// and records what it saw.
+func (h *harness) reader(s *stream, live bool, stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-stop; cancel() }()
+	for round := 0; round < 1000; round++ {
+		var seen []byte
+		off := "-1"
+		for i := 0; i < 10000; i++ {
+			b, next, upToDate, code, err := h.getChunk(ctx, s, off, live && off != "-1")
+			if err != nil || (code != 200 && code != 204) {
+				if len(seen) > 0 {
+					h.record(s, seen, off)
+				}
+				return
+			}
+			if code == 200 {
+				seen = append(seen, b...)
+			}
+			if next != "" {
+				off = next
+			}
+			if upToDate && !live {
+				break
+			}
+		}
+		h.record(s, seen, off)
+	}
+}
+
+func (h *harness) record(s *stream, seen []byte, next string) {
+	h.obsMu.Lock()
+	defer h.obsMu.Unlock()
+	if len(h.obs) < 5000 {
+		h.obs = append(h.obs, observation{s: s, seen: seen, next: next})
+	}
+}
+
+// load runs writers and readers for d, then SIGKILLs streamd.
+func (h *harness) load(cycle int, d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, s := range h.streams {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.writer(s, cycle, int64(cycle*100+i)+time.Now().UnixNano(), stop) }()
+		if s.kind != kProdJSON {
+			wg.Add(2)
+			go func() { defer wg.Done(); h.reader(s, false, stop) }()
+			go func() { defer wg.Done(); h.reader(s, true, stop) }()
+		}
+	}
+	time.Sleep(d)
+	h.kill()
+	close(stop)
+	wg.Wait()
+}
+
+// readFrom reads s from offset to the tail; it returns the concatenated bytes
+// (binary) or messages (JSON).
+func (h *harness) readFrom(s *stream, offset string) ([]byte, []json.RawMessage, bool) {
+	var all []byte
+	var msgs []json.RawMessage
+	off := offset
+	for i := 0; i < 100000; i++ {
+		b, next, upToDate, code, err := h.getChunk(context.Background(), s, off, false)
+		if err != nil || code != 200 {
+			h.violate("%s: read at %s: status %d err %v", s.name, off, code, err)
+			return nil, nil, false
+		}
+		if s.kind == kProdJSON {
+			var m []json.RawMessage
+			if err := json.Unmarshal(b, &m); err != nil {
+				h.violate("%s: read at %s: bad JSON: %v", s.name, off, err)
+				return nil, nil, false
+			}
+			msgs = append(msgs, m...)
+		} else {
+			all = append(all, b...)
+		}
+		if next == "" {
+			h.violate("%s: read at %s without Stream-Next-Offset", s.name, off)
+			return nil, nil, false
+		}
+		off = next
+		if upToDate {
+			return all, msgs, true
+		}
+	}
+	h.violate("%s: read did not reach the tail", s.name)
+	return nil, nil, false
+}
+
+func idOf(s *stream, el []byte) string {
+	if s.kind == kProdJSON {
+		var v struct{ ID string }
+		json.Unmarshal(el, &v)
+		return v.ID
+	}
+	id, _, _ := bytes.Cut(el, []byte("|"))
+	return string(id)
+}
+
+// elements splits stream content into appended units.
+func elements(s *stream, all []byte, msgs []json.RawMessage) [][]byte {
+	if s.kind == kProdJSON {
+		out := make([][]byte, len(msgs))
+		for i, m := range msgs {
+			out[i] = m
+		}
+		return out
+	}
+	var out [][]byte
+	for len(all) > 0 {
+		i := bytes.IndexByte(all, '\n')
+		if i < 0 {
+			out = append(out, all)
+			break
+		}
+		out = append(out, all[:i+1])
+		all = all[i+1:]
+	}
+	return out
+}
+
+// verify checks every stream after a restart.
+func (h *harness) verify() {
+	for _, s := range h.streams {
+		h.retryPending(s)
+		h.verifyStream(s)
+	}
+	h.verifyObservations()
+}
+
+func (h *harness) verifyStream(s *stream) {
+	all, msgs, ok := h.readFrom(s, "-1")
+	if !ok {
+		return
+	}
+	els := elements(s, all, msgs)
+	// Everything verified after the previous restart is still there, identically.
+	if len(s.prev) > len(els) {
+		h.violate("%s: stream shrank from %d to %d appends", s.name, len(s.prev), len(els))
+	}
+	for i := 0; i < len(s.prev) && i < len(els); i++ {
+		if idOf(s, s.prev[i]) != idOf(s, els[i]) || (s.kind != kProdJSON && !bytes.Equal(s.prev[i], els[i])) {
+			h.violate("%s: append %d changed across restart: %q -> %q", s.name, i, s.prev[i], els[i])
+			break
+		}
+	}
+	s.prev = els
+	pos := map[string]int{}
+	known := map[string]*entry{}
+	for _, e := range s.entries {
+		known[e.id] = e
+	}
+	for i, el := range els {
+		id := idOf(s, el)
+		if _, dup := pos[id]; dup {
+			h.violate("%s: append %s present twice", s.name, id)
+		}
+		if known[id] == nil {
+			h.violate("%s: unknown data %q at element %d", s.name, el, i)
+		} else if s.kind != kProdJSON && !bytes.Equal(el, known[id].body) {
+			h.violate("%s: append %s corrupted", s.name, id)
+		}
+		pos[id] = i
+	}
+	last := -1
+	for _, e := range s.entries {
+		if !e.acked {
+			continue
+		}
+		i, ok := pos[e.id]
+		if !ok {
+			h.violate("%s: acknowledged append %s (next offset %s) missing", s.name, e.id, e.next)
+			continue
+		}
+		if i <= last {
+			h.violate("%s: acknowledged append %s out of order (element %d after %d)", s.name, e.id, i, last)
+		}
+		last = i
+		if e.checked {
+			continue
+		}
+		e.checked = true
+		h.verified++
+		if e.next == "" {
+			continue // deduplicated retry: presence and order checked above
+		}
+		tail, tmsgs, ok := h.readFrom(s, e.next)
+		if !ok {
+			continue
+		}
+		if s.kind == kProdJSON {
+			idx := len(els) - len(tmsgs)
+			if idx != i+1 {
+				h.violate("%s: append %s acknowledged at %s, but that offset is after element %d, not %d", s.name, e.id, e.next, idx, i+1)
+			}
+			continue
+		}
+		p := len(all) - len(tail)
+		if p < 0 || !bytes.Equal(all[p:], tail) || !bytes.HasSuffix(all[:p], e.body) {
+			h.violate("%s: append %s acknowledged at %s is not the bytes before that offset", s.name, e.id, e.next)
+		}
+	}
+}
+
+// verifyObservations checks that every byte a reader saw is still there.
+func (h *harness) verifyObservations() {
+	h.obsMu.Lock()
+	obs := h.obs
+	h.obs = nil
+	h.obsMu.Unlock()
+	full := map[*stream][]byte{}
+	for _, o := range obs {
+		all, ok := full[o.s]
+		if !ok {
+			all, _, ok = h.readFrom(o.s, "-1")
+			if !ok {
+				continue
+			}
+			full[o.s] = all
+		}
+		h.observed++
+		if !bytes.HasPrefix(all, o.seen) {
+			h.violate("%s: a reader saw %d bytes that are not a prefix of the stream after restart (%d bytes)", o.s.name, len(o.seen), len(all))
+			continue
+		}
+		if o.next == "-1" {
+			continue
+		}
+		tail, _, ok := h.readFrom(o.s, o.next)
+		if ok && len(all)-len(tail) != len(o.seen) {
+			h.violate("%s: reader's offset %s is at byte %d after restart, it had seen %d", o.s.name, o.next, len(all)-len(tail), len(o.seen))
+		}
+	}
+}
