@@ -99,6 +99,6 @@ func (h *Handle) LastAccess() time.Time { return time.Unix(0, h.lastAccess.Load(
 
 // Expired reports whether snap's stream has expired at now.
 func (h *Handle) Expired(snap *Snapshot, now time.Time) bool {
-	d, ok := snap.deadline(h.LastAccess())
+	d, ok := snap.Expiry.Deadline(h.LastAccess())
 	return ok && !now.Before(d)
 }

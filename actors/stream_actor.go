@@ -197,7 +197,7 @@ func (a *streamActor) speculativeSnapshot() *Snapshot {
 		ID:          a.meta.ID,
 		ContentType: a.meta.ContentType,
 		JSON:        protocol.IsJSON(a.meta.ContentType),
-		Expiry:      protocol.Expiry{TTL: a.meta.TTL, HasTTL: a.meta.HasTTL, ExpiresAt: a.meta.ExpiresAt},
+		Expiry:      a.meta.Expiry(),
 		Closed:      a.meta.Closed,
 		Tail:        a.tail,
 	}
@@ -209,7 +209,13 @@ func (a *streamActor) publish(s *Snapshot) {
 }
 
 func (a *streamActor) expired(now time.Time) bool {
-	return a.exists && a.h.Expired(a.speculativeSnapshot(), now)
+	if !a.exists {
+		return false
+	}
+	// Checked on every write: read the expiry straight from the metadata
+	// rather than building a snapshot.
+	d, ok := a.meta.Expiry().Deadline(a.h.LastAccess())
+	return ok && !now.Before(d)
 }
 
 // runWrite executes a write request; it returns false if the request must
@@ -653,7 +659,7 @@ func (a *streamActor) armTTL() {
 	if !a.snap.Exists {
 		return
 	}
-	deadline, ok := a.snap.deadline(a.h.LastAccess())
+	deadline, ok := a.snap.Expiry.Deadline(a.h.LastAccess())
 	if !ok {
 		return
 	}

@@ -3,7 +3,6 @@ package actors
 import (
 	"encoding/base64"
 	"sync"
-	"time"
 
 	"github.com/streamd/streamd/protocol"
 )
@@ -19,18 +18,6 @@ type Snapshot struct {
 	Closed      bool
 	// Tail is the durable tail position: every byte below it is synced.
 	Tail uint64
-}
-
-// deadline returns when the stream expires given its last access, and
-// whether it expires at all.
-func (s *Snapshot) deadline(lastAccess time.Time) (time.Time, bool) {
-	switch {
-	case !s.Expiry.ExpiresAt.IsZero():
-		return s.Expiry.ExpiresAt, true
-	case s.Expiry.HasTTL:
-		return lastAccess.Add(s.Expiry.TTL), true
-	}
-	return time.Time{}, false
 }
 
 // CreateRequest is a PUT.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/streamd/streamd/protocol"
 )
 
 // ErrClosed is returned by operations on a closed Store.
@@ -86,17 +88,16 @@ type Meta struct {
 // sliding TTL counts from LastAccess, or CreatedAt before any access), and
 // whether it expires at all.
 func (m *Meta) Deadline() (time.Time, bool) {
-	switch {
-	case !m.ExpiresAt.IsZero():
-		return m.ExpiresAt, true
-	case m.HasTTL:
-		last := m.LastAccess
-		if last.IsZero() {
-			last = m.CreatedAt
-		}
-		return last.Add(m.TTL), true
+	last := m.LastAccess
+	if last.IsZero() {
+		last = m.CreatedAt
 	}
-	return time.Time{}, false
+	return m.Expiry().Deadline(last)
+}
+
+// Expiry returns the stream's expiry configuration.
+func (m *Meta) Expiry() protocol.Expiry {
+	return protocol.Expiry{TTL: m.TTL, HasTTL: m.HasTTL, ExpiresAt: m.ExpiresAt}
 }
 
 // ExpiryEntry is one entry of the expiry index: streams that may have

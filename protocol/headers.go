@@ -85,6 +85,19 @@ type Expiry struct {
 	ExpiresAt time.Time // zero when absent
 }
 
+// Deadline returns when a stream with this expiry, last read or written at
+// lastAccess, expires, and whether it expires at all. Expires-At is absolute;
+// a TTL slides from the last access. This is the one place the rule lives.
+func (e Expiry) Deadline(lastAccess time.Time) (time.Time, bool) {
+	switch {
+	case !e.ExpiresAt.IsZero():
+		return e.ExpiresAt, true
+	case e.HasTTL:
+		return lastAccess.Add(e.TTL), true
+	}
+	return time.Time{}, false
+}
+
 // ParseExpiry validates Stream-TTL and Stream-Expires-At (§5.1).
 func ParseExpiry(ttl, expiresAt string) (Expiry, error) {
 	var e Expiry
