@@ -28,6 +28,8 @@ var (
 	// ErrBehind reports a live read whose offset is behind the durable tail:
 	// the caller should read from storage instead of waiting.
 	ErrBehind = errors.New("offset is behind the tail")
+	// ErrWaitTimeout reports a Wait that saw no new data within its timeout.
+	ErrWaitTimeout = errors.New("no new data within the long-poll timeout")
 	// ErrOffsetBeyondTail reports a read offset past the stream's tail.
 	ErrOffsetBeyondTail = errors.New("offset is beyond the tail of the stream")
 	// ErrShuttingDown reports a request made while streamd stops.

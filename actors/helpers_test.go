@@ -370,7 +370,7 @@ type asyncWait struct {
 func (e *env) waitAsync(ctx context.Context, path string, from uint64) <-chan asyncWait {
 	ch := make(chan asyncWait, 1)
 	go func() {
-		d, err := e.s.Wait(ctx, path, from)
+		d, err := e.s.Wait(ctx, path, from, time.Minute)
 		ch <- asyncWait{d, err}
 	}()
 	return ch

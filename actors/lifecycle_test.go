@@ -160,7 +160,7 @@ func TestExpiryFakeClock(t *testing.T) {
 					if _, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("y")}); !errors.Is(err, ErrNotFound) {
 						t.Fatalf("step %d: Append to expired stream: %v, want ErrNotFound", i, err)
 					}
-					if _, err := e.s.Wait(opCtx(t), "/s", 1); !errors.Is(err, ErrNotFound) {
+					if _, err := e.s.Wait(opCtx(t), "/s", 1, time.Minute); !errors.Is(err, ErrNotFound) {
 						t.Fatalf("step %d: Wait on expired stream: %v, want ErrNotFound", i, err)
 					}
 					// The expired stream is deleted from storage.

@@ -132,7 +132,7 @@ func TestRequestsAfterShutdown(t *testing.T) {
 	if _, _, err := e.s.Open(ctx, "/s"); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Open after Shutdown: %v", err)
 	}
-	if _, err := e.s.Wait(ctx, "/s", 1); !errors.Is(err, ErrShuttingDown) {
+	if _, err := e.s.Wait(ctx, "/s", 1, time.Minute); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Wait after Shutdown: %v", err)
 	}
 }

@@ -285,10 +285,17 @@ func (s *Streams) Open(ctx context.Context, path string) (*Handle, *Snapshot, er
 }
 
 // Wait parks until data beyond from becomes durable, the stream closes or
-// is deleted, or ctx ends (§5.7). It returns ErrBehind when data at from is
-// already durable (read it from storage instead).
-func (s *Streams) Wait(ctx context.Context, path string, from uint64) (*Delta, error) {
+// is deleted, timeout passes (ErrWaitTimeout) or ctx ends (§5.7). It
+// returns ErrBehind when data at from is already durable (read it from
+// storage instead).
+//
+// The timeout is a plain timer rather than a derived context: on a
+// many-reader wake-up every re-poll parks again, and context.WithTimeout
+// costs a context, a timer and a registration in the parent context.
+func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout time.Duration) (*Delta, error) {
 	id := s.nextID.Add(1)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	for {
 		h, err := s.locate(ctx, path)
 		if err != nil {
@@ -304,6 +311,9 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64) (*Delta, e
 				continue
 			}
 			return r.delta, r.err
+		case <-timer.C:
+			h.send(s.root, &cancelWaitMsg{id: id})
+			return nil, ErrWaitTimeout
 		case <-ctx.Done():
 			h.send(s.root, &cancelWaitMsg{id: id})
 			return nil, ctx.Err()

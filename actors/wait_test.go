@@ -88,7 +88,7 @@ func TestWaitFanOutSharesOneDelta(t *testing.T) {
 	ctx := opCtx(t)
 	for i := range n {
 		wg.Go(func() {
-			d, err := e.s.Wait(ctx, "/s", 1)
+			d, err := e.s.Wait(ctx, "/s", 1, time.Minute)
 			results[i] = asyncWait{d, err}
 		})
 	}
@@ -131,7 +131,7 @@ func TestWaitOffsetChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := e.s.Wait(opCtx(t), tc.path, tc.from)
+			d, err := e.s.Wait(opCtx(t), tc.path, tc.from, time.Minute)
 			if !errors.Is(err, tc.want) || d != nil {
 				t.Fatalf("Wait(%s, %d) = %+v, %v; want %v", tc.path, tc.from, d, err, tc.want)
 			}
@@ -142,7 +142,7 @@ func TestWaitOffsetChecks(t *testing.T) {
 func TestWaitOnClosedStreamReturnsAtOnce(t *testing.T) {
 	e := newEnv(t)
 	e.create("/s", CreateRequest{ContentType: ctJSON, Records: recs(`1`), Closed: true})
-	d, err := e.s.Wait(opCtx(t), "/s", 1)
+	d, err := e.s.Wait(opCtx(t), "/s", 1, time.Minute)
 	if err != nil || d == nil || !d.Closed || d.Start != 1 || d.End != 1 || d.Deleted || !d.JSON {
 		t.Fatalf("Wait on closed stream = %+v, %v; want closed delta at 1", d, err)
 	}
@@ -237,19 +237,33 @@ func TestWaitCancelRemovesWaiter(t *testing.T) {
 }
 
 func TestWaitTimeoutThenAppendDoesNotDeliverToStaleWaiter(t *testing.T) {
-	// A waiter whose context ended is gone: a new Wait at the same offset
-	// receives the next delta, and nothing blocks.
-	e := newEnv(t)
-	e.createText("/s")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := e.s.Wait(ctx, "/s", 0); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait with short deadline: %v", err)
+	// A waiter that gave up (its timeout passed or its context ended) is
+	// gone: a new Wait at the same offset receives the next delta, and
+	// nothing blocks.
+	cases := []struct {
+		name    string
+		ctx     time.Duration // context deadline
+		timeout time.Duration // Wait's own timeout
+		want    error
+	}{
+		{"wait timeout", time.Minute, 30 * time.Millisecond, ErrWaitTimeout},
+		{"context deadline", 30 * time.Millisecond, time.Minute, context.DeadlineExceeded},
 	}
-	w := e.waitAsync(opCtx(t), "/s", 0)
-	waitersParked(t, 1)
-	e.appendText("/s", "z")
-	if got := recv(t, w, "wait"); got.err != nil || string(got.d.Body()) != "z" {
-		t.Fatalf("Wait = %+v, %v", got.d, got.err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.createText("/s")
+			ctx, cancel := context.WithTimeout(context.Background(), tc.ctx)
+			defer cancel()
+			if _, err := e.s.Wait(ctx, "/s", 0, tc.timeout); !errors.Is(err, tc.want) {
+				t.Fatalf("Wait = %v, want %v", err, tc.want)
+			}
+			w := e.waitAsync(opCtx(t), "/s", 0)
+			waitersParked(t, 1)
+			e.appendText("/s", "z")
+			if got := recv(t, w, "wait"); got.err != nil || string(got.d.Body()) != "z" {
+				t.Fatalf("Wait = %+v, %v", got.d, got.err)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -192,21 +191,21 @@ func (s *Server) release(ch chunk) {
 func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch chunk, cursor string) error {
 	h := c.Response().Header()
 	tag := etag(snap, pos, ch.end)
-	h.Set("ETag", tag)
-	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(ch.end))
+	setHeader(h, headerETag, tag)
+	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(ch.end))
 	if ch.upToDate {
-		h.Set(protocol.HeaderStreamUpToDate, "true")
+		h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	}
 	if ch.closed {
-		h.Set(protocol.HeaderStreamClosed, "true")
+		h[protocol.HeaderStreamClosed] = s.fixed.closed
 	}
 	if cursor != "" {
-		h.Set(protocol.HeaderStreamCursor, cursor)
+		setHeader(h, protocol.HeaderStreamCursor, cursor)
 	}
 	if ch.end == pos && !ch.closed {
-		h.Set(echo.HeaderCacheControl, cacheNever) // an empty tail answer goes stale at the next append
+		h[headerCacheControl] = s.fixed.noStore // an empty tail answer goes stale at the next append
 	} else {
-		h.Set(echo.HeaderCacheControl, cacheCatchUp)
+		h[headerCacheControl] = s.fixed.catchUp
 	}
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
 		return c.NoContent(http.StatusNotModified)
@@ -223,14 +222,14 @@ func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch
 // (status 200) and long-polls that time out or hit a closed stream (204).
 func (s *Server) writeTail(c echo.Context, snap *actors.Snapshot, status int, cursor string) error {
 	h := c.Response().Header()
-	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
-	h.Set(protocol.HeaderStreamUpToDate, "true")
+	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
+	h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	if snap.Closed {
-		h.Set(protocol.HeaderStreamClosed, "true")
+		h[protocol.HeaderStreamClosed] = s.fixed.closed
 	} else if cursor != "" {
-		h.Set(protocol.HeaderStreamCursor, cursor)
+		setHeader(h, protocol.HeaderStreamCursor, cursor)
 	}
-	h.Set(echo.HeaderCacheControl, cacheNever)
+	h[headerCacheControl] = s.fixed.noStore
 	if status == http.StatusNoContent {
 		return c.NoContent(status)
 	}
@@ -249,14 +248,12 @@ func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, po
 	if snap.Closed {
 		return s.writeTail(c, snap, http.StatusNoContent, cur)
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.LongPollTimeout)
-	defer cancel()
-	d, err := s.streams.Wait(ctx, path, pos)
+	d, err := s.streams.Wait(c.Request().Context(), path, pos, s.cfg.LongPollTimeout)
 	switch {
 	case err == nil:
 	case errors.Is(err, actors.ErrBehind):
 		return s.reread(c, path, pos, cur)
-	case errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() == nil:
+	case errors.Is(err, actors.ErrWaitTimeout):
 		_, now, err := s.streams.Open(c.Request().Context(), path)
 		if err != nil {
 			return err

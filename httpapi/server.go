@@ -49,6 +49,7 @@ type Server struct {
 	log     *slog.Logger
 	pools   *compressors
 	bufs    sync.Pool // *[]byte read buffers; see readChunk
+	fixed   fixedHeaders
 }
 
 // New returns the Echo instance serving the protocol.
@@ -72,11 +73,11 @@ func New(cfg Config) *echo.Echo {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors()}
+	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders()}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(securityHeaders)
+	e.Use(s.securityHeaders)
 	g := e.Group(StreamPrefix)
 	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
 	g.Match(methods, "/*", s.route)
@@ -96,13 +97,13 @@ const (
 
 // securityHeaders adds the browser security headers of §12.7 and CORS
 // headers to every response, errors included.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-		h.Set(echo.HeaderAccessControlAllowOrigin, "*")
-		h.Set(echo.HeaderAccessControlExposeHeaders, exposedResponseHeaders)
+		h[headerContentTypeOptions] = s.fixed.nosniff
+		h[headerResourcePolicy] = s.fixed.crossOrigin
+		h[headerAllowOrigin] = s.fixed.anyOrigin
+		h[headerExposeHeaders] = s.fixed.exposed
 		return next(c)
 	}
 }
