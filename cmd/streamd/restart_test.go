@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -385,5 +386,32 @@ func TestShutdownEndsLiveResponses(t *testing.T) {
 	case <-pollDone:
 	case <-time.After(5 * time.Second):
 		t.Error("long-poll still open after shutdown")
+	}
+}
+
+func TestShutdownClosesUnusedConnections(t *testing.T) {
+	// A connection that never sent a request must not hold up shutdown
+	// (http.Server.Shutdown alone waits five seconds for it); one with a
+	// finished request is idle and closed at once anyway.
+	logOut := logFile(t)
+	in := start(t, logOut, "--memory")
+	in.expect(t, http.StatusCreated, http.MethodPut, "s", nil, "Content-Type", "text/plain")
+	silent, err := net.Dial("tcp", strings.TrimPrefix(in.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(50 * time.Millisecond) // let the server accept it
+
+	begin := time.Now()
+	in.stop(t)
+	if el := time.Since(begin); el > 2*time.Second {
+		t.Errorf("shutdown took %v with an unused connection open", el)
+	}
+	if err := silent.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Errorf("unused connection still open after shutdown (read %d bytes)", n)
 	}
 }
