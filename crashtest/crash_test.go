@@ -30,6 +30,7 @@ const (
 	kSeq
 	kProdBin
 	kProdJSON
+	kJSON // application/json without producer headers (lifecycle streams)
 )
 
 // entry is one append: its unique id and, if acknowledged, its offset.
@@ -55,10 +56,18 @@ type stream struct {
 	seqN       int    // Stream-Seq counter
 }
 
+// observation is what one reader saw of s from offset -1: the bytes (or,
+// for JSON streams, the messages) and the offset next it was told comes
+// after the first at of them. A reader may hold data past next that it saw
+// without the offset that follows it (an SSE data event cut off by the kill).
 type observation struct {
-	s    *stream
-	seen []byte // bytes from offset -1
-	next string
+	s      *stream
+	seen   []byte            // bytes from offset -1 (binary streams)
+	msgs   []json.RawMessage // messages from offset -1 (JSON streams)
+	next   string
+	at     int  // bytes (messages) of seen (msgs) before next
+	sse    bool // made by an SSE reader
+	closed bool // the reader was told the stream is closed at next
 }
 
 type harness struct {
@@ -76,6 +85,19 @@ type harness struct {
 	exited     chan struct{}
 	retried    map[int]int // retry status -> count
 	observed   int         // reader observations checked
+	sseObs     []observation
+	sseChecked int // SSE observations checked
+	lives      []*life
+	trigger    chan struct{} // a lifecycle request about to be sent asks for the kill now
+	closes     int           // checks of an acknowledged (or observed) close
+	deletes    int           // checks of an acknowledged (or observed) delete
+	ttlChecks  int           // HEAD checks of TTL / Expires-At streams
+	rng        *rand.Rand    // used by the test goroutine only
+	cycle      int
+	downtime   *life          // short-TTL stream to let expire while streamd is down
+	outcomes   map[string]int // how lifecycle uncertainties resolved, for the log
+	downFrom   time.Time      // when streamd was last killed
+	downTo     time.Time      // when it was last started again
 }
 
 func (h *harness) violate(format string, args ...any) {
@@ -102,17 +124,22 @@ func TestCrash(t *testing.T) {
 		h.streams = append(h.streams, &stream{name: fmt.Sprintf("crash/s%d", i), kind: k, maybe: map[string]bool{}})
 	}
 	h.retried = map[int]int{}
+	h.outcomes = map[string]int{}
+	h.trigger = make(chan struct{}, 1)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	h.rng = rng
 	t.Cleanup(h.kill)
 	cycles := 0
 	for c := 0; c < n; c++ {
 		cycles++
+		h.cycle = c
 		h.start()
 		if c > 0 {
 			h.verify()
 		}
 		h.create()
 		h.load(c, time.Duration(300+rng.Intn(1200))*time.Millisecond)
+		h.waitForDowntimeExpiry()
 		if t.Failed() && h.violations == 0 {
 			break
 		}
@@ -120,9 +147,10 @@ func TestCrash(t *testing.T) {
 	h.start()
 	h.verify()
 	h.kill()
-	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d violations=%d", cycles, h.verified, h.violations)
-	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d)",
-		line, h.retried[200], h.retried[204], h.observed)
+	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d violations=%d",
+		cycles, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.violations)
+	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d; lifecycle outcomes: %v)",
+		line, h.retried[200], h.retried[204], h.observed, h.outcomes)
 	fmt.Println(line)
 	if h.violations > 0 {
 		t.Fail()
@@ -147,6 +175,7 @@ func (h *harness) start() {
 		if err != nil {
 			t.Fatal(err)
 		}
+		h.downTo = time.Now()
 		cmd := exec.Command(h.bin, "--addr", addr, "--data-dir", h.data, "--long-poll-timeout", "2s")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -186,6 +215,7 @@ func (h *harness) kill() {
 		return
 	}
 	_ = syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL)
+	h.downFrom = time.Now()
 	select {
 	case <-h.exited:
 	case <-time.After(10 * time.Second):
@@ -197,8 +227,10 @@ func (h *harness) kill() {
 
 func (h *harness) url(s *stream) string { return h.base + "/v1/stream/" + s.name }
 
+func (s *stream) isJSON() bool { return s.kind == kProdJSON || s.kind == kJSON }
+
 func (s *stream) ctype() string {
-	if s.kind == kProdJSON {
+	if s.isJSON() {
 		return "application/json"
 	}
 	return "application/octet-stream"
@@ -223,7 +255,7 @@ func (h *harness) create() {
 func (s *stream) newEntry(cycle int, rng *rand.Rand) *entry {
 	id := fmt.Sprintf("%s-c%d-n%d-%08x", s.name, cycle, len(s.entries), rng.Uint32())
 	e := &entry{id: id}
-	if s.kind == kProdJSON {
+	if s.isJSON() {
 		e.body, _ = json.Marshal(map[string]any{"id": id, "pad": strings.Repeat("x", rng.Intn(64))})
 	} else {
 		e.body = []byte(id + "|" + strings.Repeat("y", rng.Intn(200)) + "\n")
@@ -231,25 +263,36 @@ func (s *stream) newEntry(cycle int, rng *rand.Rand) *entry {
 	return e
 }
 
-// post sends one append; it returns the status (0 on transport error) and Stream-Next-Offset.
-func (h *harness) post(s *stream, e *entry, seqHdr string) (int, string) {
-	req, _ := http.NewRequest(http.MethodPost, h.url(s), bytes.NewReader(e.body))
-	req.Header.Set("Content-Type", s.ctype())
-	if seqHdr != "" {
-		req.Header.Set("Stream-Seq", seqHdr)
-	}
-	if s.kind == kProdBin || s.kind == kProdJSON {
-		req.Header.Set("Producer-Id", "crash-"+s.name)
-		req.Header.Set("Producer-Epoch", strconv.Itoa(s.epoch))
-		req.Header.Set("Producer-Seq", strconv.Itoa(s.seq))
+// send makes one request to s (query appended to its URL) and drains the
+// answer; it returns the status (0 on transport error) and the headers.
+func (h *harness) send(method string, s *stream, query string, body []byte, hdr http.Header) (int, http.Header) {
+	req, _ := http.NewRequest(method, h.url(s)+query, bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return 0, ""
+		return 0, nil
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Stream-Next-Offset")
+	return resp.StatusCode, resp.Header
+}
+
+// post sends one append; it returns the status (0 on transport error) and Stream-Next-Offset.
+func (h *harness) post(s *stream, e *entry, seqHdr string) (int, string) {
+	hdr := http.Header{}
+	hdr.Set("Content-Type", s.ctype())
+	if seqHdr != "" {
+		hdr.Set("Stream-Seq", seqHdr)
+	}
+	if s.kind == kProdBin || s.kind == kProdJSON {
+		hdr.Set("Producer-Id", "crash-"+s.name)
+		hdr.Set("Producer-Epoch", strconv.Itoa(s.epoch))
+		hdr.Set("Producer-Seq", strconv.Itoa(s.seq))
+	}
+	code, rh := h.send(http.MethodPost, s, "", e.body, hdr)
+	return code, rh.Get("Stream-Next-Offset")
 }
 
 // writer appends sequentially to s until stop closes or a request fails.
@@ -349,7 +392,7 @@ func (h *harness) reader(s *stream, live bool, stop <-chan struct{}) {
 			b, next, upToDate, code, err := h.getChunk(ctx, s, off, live && off != "-1")
 			if err != nil || (code != 200 && code != 204) {
 				if len(seen) > 0 {
-					h.record(s, seen, off)
+					h.record(observation{s: s, seen: seen, next: off, at: len(seen)})
 				}
 				return
 			}
@@ -363,35 +406,57 @@ func (h *harness) reader(s *stream, live bool, stop <-chan struct{}) {
 				break
 			}
 		}
-		h.record(s, seen, off)
+		h.record(observation{s: s, seen: seen, next: off, at: len(seen)})
 	}
 }
 
-func (h *harness) record(s *stream, seen []byte, next string) {
+// record keeps an observation for verification after the restart. SSE
+// readers have their own budget so the many catch-up observations cannot
+// crowd them out.
+func (h *harness) record(o observation) {
 	h.obsMu.Lock()
 	defer h.obsMu.Unlock()
-	if len(h.obs) < 5000 {
-		h.obs = append(h.obs, observation{s: s, seen: seen, next: next})
+	if o.sse && len(h.sseObs) < 2000 {
+		h.sseObs = append(h.sseObs, o)
+	} else if !o.sse && len(h.obs) < 5000 {
+		h.obs = append(h.obs, o)
 	}
 }
 
-// load runs writers and readers for d, then SIGKILLs streamd.
+// load runs writers and readers for d, or until a lifecycle request asks
+// for the kill to land on it, then SIGKILLs streamd.
 func (h *harness) load(cycle int, d time.Duration) {
+	rng := h.rng
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, s := range h.streams {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); h.writer(s, cycle, int64(cycle*100+i)+time.Now().UnixNano(), stop) }()
+		seed := rng.Int63()
+		go func() { defer wg.Done(); h.sseReader(s, seed, stop) }()
 		if s.kind != kProdJSON {
 			wg.Add(2)
 			go func() { defer wg.Done(); h.reader(s, false, stop) }()
 			go func() { defer wg.Done(); h.reader(s, true, stop) }()
 		}
 	}
-	time.Sleep(d)
+	h.startLifecycle(cycle, d, stop, &wg)
+	select {
+	case <-time.After(d):
+	case <-h.trigger:
+		// The request is on its way: land the kill before, during or
+		// just after its commit. Such a request takes 1-6 ms here, mostly
+		// fsync; a kill after its WAL write but before the answer leaves
+		// a close or delete that happened without being acknowledged.
+		time.Sleep(time.Duration(rng.Intn(4000)) * time.Microsecond)
+	}
 	h.kill()
 	close(stop)
 	wg.Wait()
+	select {
+	case <-h.trigger: // a trigger that lost the race with the timer
+	default:
+	}
 }
 
 // readFrom reads s from offset to the tail; it returns the concatenated bytes
@@ -406,7 +471,7 @@ func (h *harness) readFrom(s *stream, offset string) ([]byte, []json.RawMessage,
 			h.violate("%s: read at %s: status %d err %v", s.name, off, code, err)
 			return nil, nil, false
 		}
-		if s.kind == kProdJSON {
+		if s.isJSON() {
 			var m []json.RawMessage
 			if err := json.Unmarshal(b, &m); err != nil {
 				h.violate("%s: read at %s: bad JSON: %v", s.name, off, err)
@@ -430,7 +495,7 @@ func (h *harness) readFrom(s *stream, offset string) ([]byte, []json.RawMessage,
 }
 
 func idOf(s *stream, el []byte) string {
-	if s.kind == kProdJSON {
+	if s.isJSON() {
 		var v struct{ ID string }
 		json.Unmarshal(el, &v)
 		return v.ID
@@ -441,7 +506,7 @@ func idOf(s *stream, el []byte) string {
 
 // elements splits stream content into appended units.
 func elements(s *stream, all []byte, msgs []json.RawMessage) [][]byte {
-	if s.kind == kProdJSON {
+	if s.isJSON() {
 		out := make([][]byte, len(msgs))
 		for i, m := range msgs {
 			out[i] = m
@@ -467,6 +532,7 @@ func (h *harness) verify() {
 		h.retryPending(s)
 		h.verifyStream(s)
 	}
+	h.verifyLives()
 	h.verifyObservations()
 }
 
@@ -481,7 +547,7 @@ func (h *harness) verifyStream(s *stream) {
 		h.violate("%s: stream shrank from %d to %d appends", s.name, len(s.prev), len(els))
 	}
 	for i := 0; i < len(s.prev) && i < len(els); i++ {
-		if idOf(s, s.prev[i]) != idOf(s, els[i]) || (s.kind != kProdJSON && !bytes.Equal(s.prev[i], els[i])) {
+		if idOf(s, s.prev[i]) != idOf(s, els[i]) || (!s.isJSON() && !bytes.Equal(s.prev[i], els[i])) {
 			h.violate("%s: append %d changed across restart: %q -> %q", s.name, i, s.prev[i], els[i])
 			break
 		}
@@ -499,7 +565,7 @@ func (h *harness) verifyStream(s *stream) {
 		}
 		if known[id] == nil {
 			h.violate("%s: unknown data %q at element %d", s.name, el, i)
-		} else if s.kind != kProdJSON && !bytes.Equal(el, known[id].body) {
+		} else if !s.isJSON() && !bytes.Equal(el, known[id].body) {
 			h.violate("%s: append %s corrupted", s.name, id)
 		}
 		pos[id] = i
@@ -530,7 +596,7 @@ func (h *harness) verifyStream(s *stream) {
 		if !ok {
 			continue
 		}
-		if s.kind == kProdJSON {
+		if s.isJSON() {
 			idx := len(els) - len(tmsgs)
 			if idx != i+1 {
 				h.violate("%s: append %s acknowledged at %s, but that offset is after element %d, not %d", s.name, e.id, e.next, idx, i+1)
@@ -544,33 +610,73 @@ func (h *harness) verifyStream(s *stream) {
 	}
 }
 
-// verifyObservations checks that every byte a reader saw is still there.
+// verifyObservations checks that everything a reader (catch-up, long-poll
+// or SSE) saw is still there, at the offsets it was given, and that a stream
+// an SSE reader was told is closed is still closed there.
 func (h *harness) verifyObservations() {
 	h.obsMu.Lock()
-	obs := h.obs
-	h.obs = nil
+	obs := append(h.obs, h.sseObs...)
+	h.obs, h.sseObs = nil, nil
 	h.obsMu.Unlock()
-	full := map[*stream][]byte{}
+	type content struct {
+		all  []byte
+		msgs []json.RawMessage
+	}
+	full := map[*stream]*content{}
 	for _, o := range obs {
-		all, ok := full[o.s]
-		if !ok {
-			all, _, ok = h.readFrom(o.s, "-1")
+		c := full[o.s]
+		if c == nil {
+			all, msgs, ok := h.readFrom(o.s, "-1")
 			if !ok {
 				continue
 			}
-			full[o.s] = all
+			c = &content{all, msgs}
+			full[o.s] = c
 		}
-		h.observed++
-		if !bytes.HasPrefix(all, o.seen) {
-			h.violate("%s: a reader saw %d bytes that are not a prefix of the stream after restart (%d bytes)", o.s.name, len(o.seen), len(all))
+		who := "a reader"
+		if o.sse {
+			who = "an SSE reader"
+			h.sseChecked++
+		} else {
+			h.observed++
+		}
+		if o.s.isJSON() {
+			if i := firstDiff(c.msgs, o.msgs); i >= 0 {
+				h.violate("%s: %s saw %d messages, message %d is not what the stream holds after restart (%d messages)", o.s.name, who, len(o.msgs), i, len(c.msgs))
+				continue
+			}
+		} else if !bytes.HasPrefix(c.all, o.seen) {
+			h.violate("%s: %s saw %d bytes that are not a prefix of the stream after restart (%d bytes)", o.s.name, who, len(o.seen), len(c.all))
 			continue
 		}
 		if o.next == "-1" {
 			continue
 		}
-		tail, _, ok := h.readFrom(o.s, o.next)
-		if ok && len(all)-len(tail) != len(o.seen) {
-			h.violate("%s: reader's offset %s is at byte %d after restart, it had seen %d", o.s.name, o.next, len(all)-len(tail), len(o.seen))
+		tail, tmsgs, ok := h.readFrom(o.s, o.next)
+		if !ok {
+			continue
+		}
+		at := len(c.all) - len(tail)
+		if o.s.isJSON() {
+			at = len(c.msgs) - len(tmsgs)
+		}
+		if at != o.at {
+			h.violate("%s: %s's offset %s is at element/byte %d after restart, it had seen %d before it", o.s.name, who, o.next, at, o.at)
+		}
+		if o.closed {
+			h.outcomes["SSE reader saw the close"]++
+			h.expectClosedAt(o.s, o.next, who+" was told the stream is closed")
 		}
 	}
+}
+
+// firstDiff returns the index of the first of seen that is not in all at the
+// same position, or -1 if seen is a prefix of all.
+func firstDiff(all, seen []json.RawMessage) int {
+	for i, m := range seen {
+		if i >= len(all) || !bytes.Equal(all[i], m) {
+			return i
+		}
+	}
+	return -1
 }
