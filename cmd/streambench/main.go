@@ -1,7 +1,7 @@
 // Command streambench generates load against a Durable Streams server on
 // loopback and prints one JSON line of results per run.
 //
-//	streambench <scenario> [flags]   scenarios: append, read, longpoll, sse, streams, ceiling
+//	streambench <scenario> [flags]   scenarios: append, read, longpoll, sse, streams, manystreams, ceiling
 //
 // Progress and diagnostics go to stderr. The exit status is 0 when the run
 // completed (errors observed during the run are counted in the output),
@@ -67,10 +67,12 @@ var scenarios = map[string]func() runner{
 	"longpoll": func() runner { return &longpollParams{} },
 	"sse":      func() runner { return &sseParams{} },
 	"streams":  func() runner { return &streamsParams{} },
+	// manystreams starts and restarts the server itself (-server-cmd).
+	"manystreams": func() runner { return &manyParams{} },
 }
 
 const usage = `usage: streambench <scenario> [flags]
-scenarios: append, read, longpoll, sse, streams, ceiling
+scenarios: append, read, longpoll, sse, streams, manystreams, ceiling
 run "streambench <scenario> -h" for the flags of a scenario`
 
 // hardExit makes a hung run end the process shortly after -timeout; only
