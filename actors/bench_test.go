@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/streamd/streamd/persistence"
 )
 
 // BenchmarkAppend is one append round trip on one stream: mailbox, batch,
@@ -122,5 +127,66 @@ func BenchmarkAppendSSEData(b *testing.B) {
 				buf = AppendSSEData(buf[:0], tc.payload, tc.textual)
 			}
 		})
+	}
+}
+
+// BenchmarkAppendManyStreams appends to uniformly random streams of a node
+// holding n of them, with 16 concurrent writers. With many streams nearly
+// every append reaches a passivated stream: the supervisor spawns its
+// actor, which loads the metadata from Pebble before appending. The
+// streams are written to the store directly (setup, not measured).
+func BenchmarkAppendManyStreams(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
+			e := newEnv(b)
+			populate(b, e.st, n)
+			ctx := context.Background()
+			body := bytes.Repeat([]byte("x"), 256)
+			var seed atomic.Uint64
+			b.ReportAllocs()
+			b.SetParallelism(8) // 16 writers on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+				for pb.Next() {
+					path := fmt.Sprintf("/many/%d", rng.IntN(n))
+					req := AppendRequest{ContentType: ctText, Records: [][]byte{body}}
+					if _, err := e.s.Append(ctx, path, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(e.s.LiveActors()), "live-actors")
+		})
+	}
+}
+
+// populate writes n text streams /many/0 … /many/n-1, each holding 256
+// bytes, straight into the store.
+func populate(b *testing.B, st *persistence.Store, n int) {
+	b.Helper()
+	body := bytes.Repeat([]byte("y"), 256)
+	now := time.Now()
+	for start := 0; start < n; start += 10_000 {
+		batch := st.NewBatch()
+		for i := start; i < min(n, start+10_000); i++ {
+			id, err := st.AllocateID()
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := persistence.Meta{ID: id, ContentType: ctText, CreatedAt: now, NoProducers: true}
+			if err := batch.PutMeta(fmt.Sprintf("/many/%d", i), &m); err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Append(id, 0, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := batch.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
 	}
 }

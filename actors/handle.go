@@ -32,6 +32,9 @@ type Handle struct {
 	// lastAccess (unix nanoseconds) anchors the sliding TTL. Readers update it
 	// directly so that reads refresh the TTL without a message.
 	lastAccess atomic.Int64
+	// renewSent (unix nanoseconds) is when a reader last asked the actor to
+	// persist a renewed TTL anchor; see Streams.Touch.
+	renewSent atomic.Int64
 }
 
 func newHandle() *Handle { return &Handle{ready: make(chan struct{})} }

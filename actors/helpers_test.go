@@ -61,7 +61,18 @@ func newEnv(t testing.TB, cfg ...func(*Config)) *env {
 // newEnvFS is newEnv with the store's filesystem wrapped by wrap.
 func newEnvFS(t testing.TB, wrap func(vfs.FS) vfs.FS, cfg ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, fs: vfs.NewMem(), wrapFS: wrap}
+	return startEnv(t, &env{t: t, fs: vfs.NewMem(), wrapFS: wrap}, cfg...)
+}
+
+// newCrashableEnv is newEnv on a filesystem that can simulate a power loss
+// (see crash); it is slower, as every sync snapshots the synced data.
+func newCrashableEnv(t testing.TB, cfg ...func(*Config)) *env {
+	t.Helper()
+	return startEnv(t, &env{t: t, fs: vfs.NewCrashableMem()}, cfg...)
+}
+
+func startEnv(t testing.TB, e *env, cfg ...func(*Config)) *env {
+	t.Helper()
 	for _, f := range cfg {
 		f(&e.cfg)
 	}
@@ -398,4 +409,15 @@ func (c *collector[T]) add(v T) {
 	c.mu.Lock()
 	c.all = append(c.all, v)
 	c.mu.Unlock()
+}
+
+// crash simulates a power loss: a new env on a copy of the filesystem
+// holding only synced data. The old env keeps running on the original
+// until the test ends.
+func (e *env) crash() *env {
+	e.t.Helper()
+	c := &env{t: e.t, fs: e.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}), wrapFS: e.wrapFS, cfg: e.cfg}
+	c.start()
+	e.t.Cleanup(c.stop)
+	return c
 }

@@ -99,3 +99,7 @@ func (*idleTick) IgnoreDeadLetterLogging()       {}
 func (*reapMsg) IgnoreDeadLetterLogging()        {}
 func (*locateMsg) IgnoreDeadLetterLogging()      {}
 func (*commitDone) IgnoreDeadLetterLogging()     {}
+
+// renewMsg asks a stream actor to persist its sliding-TTL anchor, renewed
+// by reads (Streams.Touch).
+type renewMsg struct{}

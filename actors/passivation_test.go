@@ -262,3 +262,43 @@ func TestPassivationStress(t *testing.T) {
 		t.Fatalf("only %d incarnations for %d streams: the test did not exercise passivation", incarnations, streams)
 	}
 }
+
+func TestActorSoftLimit(t *testing.T) {
+	// Over the soft limit, idle actors go after a second instead of the
+	// idle timeout; the actors spawned while under it keep theirs.
+	cases := []struct {
+		name       string
+		limit      int64
+		wantAtMost int64
+	}{
+		{"under the limit", 100, 10},
+		{"over the limit", 3, 4}, // the spawn racing the third may still see 3 live
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) {
+				c.IdleTimeout = time.Minute
+				c.ActorSoftLimit = tc.limit
+			})
+			for i := range 10 {
+				e.createText(fmt.Sprintf("/s%d", i))
+			}
+			if got := e.s.LiveActors(); got != 10 {
+				t.Fatalf("live actors after creating 10 streams: %d", got)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for e.s.LiveActors() > tc.wantAtMost && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(1500 * time.Millisecond) // nothing more goes
+			if got := e.s.LiveActors(); got > tc.wantAtMost || got < 3 {
+				t.Fatalf("live actors = %d, want 3..%d", got, tc.wantAtMost)
+			}
+			for i := range 10 { // passivated streams answer as before
+				if _, snap := e.open(fmt.Sprintf("/s%d", i)); !snap.Exists {
+					t.Fatalf("/s%d lost", i)
+				}
+			}
+		})
+	}
+}

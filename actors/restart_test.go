@@ -333,3 +333,71 @@ func TestShutdownWaitsForInFlightCommit(t *testing.T) {
 	// Let any stray commit finish before the cleanup closes the store.
 	eventually(t, opTimeout, "commits to finish", func() bool { return goroutinesIn(commitFrame) == 0 })
 }
+
+// TestReadRenewalSurvivesRestart: a read renews a sliding TTL, and the
+// renewal outlives a graceful restart and a crash (only synced data kept)
+// even though the stream was never written after its creation.
+func TestReadRenewalSurvivesRestart(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
+			clk := newFakeClock()
+			e := newCrashableEnv(t, func(c *Config) { c.Now = clk.Now })
+			e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{HasTTL: true, TTL: 10 * time.Second}})
+			clk.Advance(6 * time.Second)
+			h, snap := e.open("/s")
+			e.s.Touch(h, snap) // a read at t=6s
+			waitPersistedAccess(t, e, "/s", clk.Now())
+			if crash {
+				e = e.crash()
+			} else {
+				e.restart()
+			}
+			clk.Advance(6 * time.Second) // t=12s: alive only if the renewal survived
+			if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
+				t.Fatalf("Open at t=12s after a read at t=6s: %v", err)
+			}
+			clk.Advance(5 * time.Second) // t=17s
+			if _, _, err := e.s.Open(opCtx(t), "/s"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Open at t=17s: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestGracefulStopPersistsRecentRenewal: a renewal newer than the
+// persisted one by less than renewInterval is written when the actor stops.
+func TestGracefulStopPersistsRecentRenewal(t *testing.T) {
+	clk := newFakeClock()
+	e := newEnv(t, func(c *Config) { c.Now = clk.Now })
+	e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{HasTTL: true, TTL: 10 * time.Second}})
+	h, snap := e.open("/s")
+	clk.Advance(2 * time.Second)
+	e.s.Touch(h, snap) // persisted through the actor
+	waitPersistedAccess(t, e, "/s", clk.Now())
+	clk.Advance(600 * time.Millisecond)
+	e.s.Touch(h, snap) // within renewInterval of the last request: memory only
+	e.restart()
+	st, err := e.st.Load("/s")
+	if err != nil || !st.Meta.LastAccess.Equal(clk.Now()) {
+		t.Fatalf("after restart: anchor %v (%v), want %v", st.Meta.LastAccess, err, clk.Now())
+	}
+}
+
+// waitPersistedAccess waits until the stored TTL anchor of path is want.
+func waitPersistedAccess(t *testing.T, e *env, path string, want time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(opTimeout)
+	for {
+		st, err := e.st.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Meta.LastAccess.Equal(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("anchor never persisted: %v, want %v", st.Meta.LastAccess, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

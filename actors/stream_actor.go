@@ -68,6 +68,8 @@ type streamActor struct {
 	commit   *commitDone
 	stopping bool
 
+	// Maps are allocated on first use: most actors of a node with many
+	// streams never see a producer, a waiter or a subscriber.
 	waiters  map[uint64]*waitMsg
 	subs     map[uint64]*subscribeMsg
 	ttlTimer *time.Timer
@@ -83,8 +85,6 @@ type streamActor struct {
 func newStreamActor(s *Streams, path string, h *Handle) *streamActor {
 	return &streamActor{
 		s: s, path: path, h: h,
-		waiters: map[uint64]*waitMsg{}, subs: map[uint64]*subscribeMsg{},
-		dirtyProducers: map[string]struct{}{},
 	}
 }
 
@@ -95,9 +95,13 @@ func (a *streamActor) Receive(c actor.Context) {
 		a.h.loadErr = a.load()
 		close(a.h.ready)
 		a.lastActive = time.Now()
-		a.armIdle(a.s.cfg.IdleTimeout)
+		a.armIdle(a.s.idleTimeout())
 	case *actor.Stopping:
 		a.stop()
+	case *actor.Stopped:
+		// Sent after protoactor unregistered the actor: the supervisor may
+		// now spawn the next incarnation.
+		a.s.root.Send(a.s.sup, &actorStopped{id: a.self.Id})
 	case *idleTick:
 		a.onIdleTick(c)
 	case *commitDone:
@@ -105,6 +109,10 @@ func (a *streamActor) Receive(c actor.Context) {
 	case *expireTick:
 		if !a.retired {
 			a.onExpireTick()
+		}
+	case *renewMsg:
+		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
+			a.onRenew() // when busy, the write in progress persists it
 		}
 	case *reapMsg:
 		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
@@ -175,9 +183,6 @@ func (a *streamActor) load() error {
 			last = st.Meta.CreatedAt
 		}
 		a.h.lastAccess.Store(last.UnixNano())
-	}
-	if a.producers == nil {
-		a.producers = map[string]persistence.ProducerState{}
 	}
 	a.indexed = nil
 	if d, ok := a.meta.Deadline(); ok && a.exists {
@@ -272,8 +277,9 @@ func (a *streamActor) onCreate(m *createMsg) {
 	a.meta = persistence.Meta{
 		ID: id, ContentType: req.ContentType, TTL: req.Expiry.TTL, HasTTL: req.Expiry.HasTTL,
 		ExpiresAt: req.Expiry.ExpiresAt, CreatedAt: now, LastAccess: now, Closed: req.Closed,
+		NoProducers: true,
 	}
-	a.producers = map[string]persistence.ProducerState{}
+	a.producers = nil
 	clear(a.dirtyProducers)
 	a.tail = 0
 	for _, r := range req.Records {
@@ -305,7 +311,7 @@ func (a *streamActor) onDelete(m *deleteMsg) {
 	}
 	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.meta.ID, res: res}
 	a.exists, a.meta, a.tail = false, persistence.Meta{}, 0
-	a.producers = map[string]persistence.ProducerState{}
+	a.producers = nil
 	clear(a.dirtyProducers)
 	a.metaDirty = false
 	a.barrierActive = true
@@ -381,6 +387,16 @@ func (a *streamActor) onAppend(m *appendMsg) {
 		a.metaDirty = true
 	}
 	if p != nil {
+		if a.producers == nil {
+			a.producers = map[string]persistence.ProducerState{}
+		}
+		if a.meta.NoProducers { // committed with the producer state
+			a.meta.NoProducers = false
+			a.metaDirty = true
+		}
+		if a.dirtyProducers == nil {
+			a.dirtyProducers = map[string]struct{}{}
+		}
 		a.producers[p.ID] = next
 		a.dirtyProducers[p.ID] = struct{}{}
 	}
@@ -632,6 +648,9 @@ func (a *streamActor) onWait(m *waitMsg) {
 	case snap.Closed:
 		reply(m.reply, waitResult{delta: &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}})
 	default:
+		if a.waiters == nil {
+			a.waiters = map[uint64]*waitMsg{}
+		}
 		a.waiters[m.id] = m
 	}
 }
@@ -646,6 +665,9 @@ func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	case m.from > snap.Tail:
 		reply(m.reply, ErrOffsetBeyondTail)
 	default:
+		if a.subs == nil {
+			a.subs = map[uint64]*subscribeMsg{}
+		}
 		a.subs[m.id] = m
 		reply(m.reply, nil)
 	}
@@ -695,7 +717,7 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 	if a.retired {
 		return
 	}
-	idle := a.s.cfg.IdleTimeout
+	idle := a.s.idleTimeout()
 	if rest := idle - time.Since(a.lastActive); rest > 0 {
 		a.armIdle(rest)
 		return
@@ -712,28 +734,61 @@ func (a *streamActor) maybePassivate(c actor.Context) {
 	if a.retired || a.inflight || len(a.pending) > 0 || len(a.queued) > 0 || len(a.waiters) > 0 || len(a.subs) > 0 {
 		return
 	}
-	if a.exists && a.meta.HasTTL {
-		if last := a.h.LastAccess(); last.After(a.meta.LastAccess) {
-			meta := a.meta
-			meta.LastAccess = last
-			b := a.s.store.NewBatch()
-			err := a.putMeta(b, &meta)
-			if err == nil {
-				err = b.Commit()
-			}
-			b.Close()
-			if err != nil {
-				a.s.log.Warn("persist stream access time", "path", a.path, "err", err)
-				return
-			}
-			a.meta = meta
-		}
+	if !a.persistAccess() {
+		return
 	}
 	if !a.h.tryRetire() {
 		return // a handler is sending right now; try again next idle period
 	}
 	a.retired = true
 	c.Poison(a.self)
+}
+
+// renewed reports whether reads moved the sliding-TTL anchor past the
+// persisted one, and returns the new anchor.
+func (a *streamActor) renewed() (time.Time, bool) {
+	if !a.exists || !a.meta.HasTTL {
+		return time.Time{}, false
+	}
+	last := a.h.LastAccess()
+	return last, last.After(a.meta.LastAccess)
+}
+
+// onRenew persists a read-renewed anchor through the commit pipeline (an
+// append-kind op without records carries the metadata), so it is group
+// committed and ordered with the stream's writes.
+func (a *streamActor) onRenew() {
+	last, ok := a.renewed()
+	if !ok {
+		return
+	}
+	a.meta.LastAccess = last
+	a.metaDirty = true
+	a.pending = append(a.pending, &writeOp{kind: opAppend})
+	a.flush()
+}
+
+// persistAccess writes a read-renewed anchor directly, for an actor about
+// to stop with no commit in flight; it reports success.
+func (a *streamActor) persistAccess() bool {
+	last, ok := a.renewed()
+	if !ok {
+		return true
+	}
+	meta := a.meta
+	meta.LastAccess = last
+	b := a.s.store.NewBatch()
+	defer b.Close()
+	err := a.putMeta(b, &meta)
+	if err == nil {
+		err = b.Commit()
+	}
+	if err != nil {
+		a.s.log.Warn("persist stream access time", "path", a.path, "err", err)
+		return false
+	}
+	a.meta = meta
+	return true
 }
 
 func (a *streamActor) stop() {
@@ -743,9 +798,16 @@ func (a *streamActor) stop() {
 	// The commitDone message of a commit in flight would arrive after the
 	// actor stopped and be dropped: wait for the commit here and answer its
 	// writes, which are durable (or failed) by then.
+	// With nothing pending, the metadata is what the commit in flight (if
+	// any) makes durable; otherwise it holds unacknowledged changes that
+	// must not be written here.
+	settled := len(a.pending) == 0
 	if d := a.commit; d != nil {
 		<-d.finished
 		a.onCommitDone(d)
+	}
+	if settled && a.failed == nil && a.exists {
+		a.persistAccess() // reads since the last write renewed the TTL
 	}
 	if a.ttlTimer != nil {
 		a.ttlTimer.Stop()

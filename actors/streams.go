@@ -20,6 +20,11 @@ type Config struct {
 	// IdleTimeout is how long a stream actor with nothing to do stays in
 	// memory before passivating (default 60s).
 	IdleTimeout time.Duration
+	// ActorSoftLimit is a soft limit on stream actors in memory (default
+	// 100,000). Above it, actors passivate after one idle second instead of
+	// IdleTimeout, so a burst touching a million streams does not keep a
+	// million actors (a few KiB each) for a whole IdleTimeout.
+	ActorSoftLimit int64
 	// SubscriberBuffer is how many undelivered deltas a live subscriber may
 	// lag before it is dropped to catch up from storage (default 256).
 	SubscriberBuffer int
@@ -40,12 +45,17 @@ type Streams struct {
 	root   *actor.RootContext
 	sup    *actor.PID
 	store  *persistence.Store
-	cache  sync.Map // path -> *Handle, written only by the supervisor
+	cache  sync.Map     // path -> *Handle, written only by the supervisor
+	live   atomic.Int64 // stream actors spawned and not yet terminated
 	nextID atomic.Uint64
 	closed atomic.Bool
 	// commits counts batch commits in flight, so Shutdown can wait for them
 	// before the caller closes the store underneath them.
 	commits sync.WaitGroup
+
+	// failureStrategy stops a stream actor that panics; its next request
+	// spawns a fresh incarnation that reloads from Pebble.
+	failureStrategy actor.SupervisorStrategy
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -60,6 +70,9 @@ func Start(cfg Config) (*Streams, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.ActorSoftLimit <= 0 {
+		cfg.ActorSoftLimit = 100_000
 	}
 	if cfg.SubscriberBuffer <= 0 {
 		cfg.SubscriberBuffer = 256
@@ -83,6 +96,10 @@ func Start(cfg Config) (*Streams, error) {
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	s := &Streams{cfg: cfg, log: log, sys: sys, root: sys.Root, store: cfg.Store}
+	s.failureStrategy = actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
+		log.Error("stream actor failed; stopping it", "reason", reason)
+		return actor.StopDirective
+	})
 	// A request sent to an actor that has already stopped becomes a dead
 	// letter; answer it so the caller relocates the stream at once.
 	sys.EventStream.Subscribe(func(evt any) {
@@ -92,11 +109,7 @@ func Start(cfg Config) (*Streams, error) {
 			}
 		}
 	})
-	props := actor.PropsFromProducer(func() actor.Actor { return newSupervisor(s) },
-		actor.WithSupervisor(actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
-			log.Error("stream actor failed; stopping it", "reason", reason)
-			return actor.StopDirective
-		})))
+	props := actor.PropsFromProducer(func() actor.Actor { return newSupervisor(s) })
 	pid, err := sys.Root.SpawnNamed(props, "streams")
 	if err != nil {
 		return nil, fmt.Errorf("spawn stream supervisor: %w", err)
@@ -118,12 +131,14 @@ func (s *Streams) reap() {
 	defer close(s.reaperDone)
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
+	var mem memoryReleaser
 	for {
 		select {
 		case <-s.stopReaper:
 			return
 		case <-t.C:
 		}
+		s.maybeReleaseMemory(&mem)
 		entries, err := s.store.ExpiredEntries(s.cfg.Now(), reapBatch)
 		if err != nil {
 			s.log.Warn("scan expiry index", "err", err)
@@ -174,6 +189,48 @@ func (s *Streams) shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop stream actors: %w", ctx.Err())
+	}
+}
+
+// overLimitIdleTimeout is the idle timeout while more actors than
+// ActorSoftLimit are in memory.
+const overLimitIdleTimeout = time.Second
+
+// idleTimeout is the idle time after which a stream actor passivates now.
+// Actors check it when spawned and at each idle tick, so over the limit,
+// new and newly idle actors go quickly while the limit's worth armed
+// earlier keep their full timeout.
+func (s *Streams) idleTimeout() time.Duration {
+	if s.live.Load() > s.cfg.ActorSoftLimit {
+		return min(s.cfg.IdleTimeout, overLimitIdleTimeout)
+	}
+	return s.cfg.IdleTimeout
+}
+
+// LiveActors returns how many stream actors are in memory (spawned and not
+// yet terminated); passivated streams are not counted.
+func (s *Streams) LiveActors() int64 { return s.live.Load() }
+
+// renewInterval bounds how often reads of one stream persist its renewed
+// sliding-TTL anchor, and so how much renewal a crash can take back.
+const renewInterval = time.Second
+
+// Touch records a read of the stream behind h at now: it refreshes a
+// sliding TTL at once (in memory, so the read never waits), and at most
+// once per renewInterval asks the actor to persist the new anchor through
+// its ordinary commit pipeline. A crash therefore loses at most about a
+// second of read renewals; without this, a stream only read (never
+// written) since its creation would come back from a crash with its TTL
+// counted from the creation.
+func (s *Streams) Touch(h *Handle, snap *Snapshot) {
+	now := s.cfg.Now()
+	h.Touch(now)
+	if !snap.Expiry.HasTTL {
+		return
+	}
+	n, sent := now.UnixNano(), h.renewSent.Load()
+	if n-sent >= int64(renewInterval) && h.renewSent.CompareAndSwap(sent, n) {
+		h.send(s.root, &renewMsg{})
 	}
 }
 
@@ -366,6 +423,10 @@ func (s *Streams) Subscribe(ctx context.Context, path string, from uint64) (*Sub
 // Close unregisters the subscriber.
 func (sub *Subscription) Close() { sub.h.send(sub.s.root, &unsubscribeMsg{id: sub.id}) }
 
+// actorStopped tells the supervisor that the stream actor with this PID id
+// has stopped for good (passivated, failed or shut down).
+type actorStopped struct{ id string }
+
 // locateMsg asks the supervisor for path's current handle.
 type locateMsg struct {
 	path  string
@@ -406,7 +467,7 @@ func (sv *supervisor) Receive(c actor.Context) {
 		h := sv.live[m.path]
 		switch {
 		case h == nil:
-			m.reply <- sv.spawn(c, m.path)
+			m.reply <- sv.spawn(m.path)
 		case h.retired():
 			// The previous incarnation is still draining; a new one may only
 			// start after it terminates, or two actors would write one stream.
@@ -414,13 +475,14 @@ func (sv *supervisor) Receive(c actor.Context) {
 		default:
 			m.reply <- h
 		}
-	case *actor.Terminated:
-		path, ok := sv.paths[m.Who.Id]
+	case *actorStopped:
+		path, ok := sv.paths[m.id]
 		if !ok {
 			return
 		}
-		delete(sv.paths, m.Who.Id)
-		if h := sv.live[path]; h != nil && h.pid.Id == m.Who.Id {
+		delete(sv.paths, m.id)
+		sv.s.live.Add(-1)
+		if h := sv.live[path]; h != nil && h.pid.Id == m.id {
 			h.forceRetire()
 			delete(sv.live, path)
 			sv.s.cache.CompareAndDelete(path, h)
@@ -431,7 +493,7 @@ func (sv *supervisor) Receive(c actor.Context) {
 		}
 		if waiting := sv.awaiting[path]; len(waiting) > 0 {
 			delete(sv.awaiting, path)
-			h := sv.spawn(c, path)
+			h := sv.spawn(path)
 			for _, ch := range waiting {
 				ch <- h
 			}
@@ -462,10 +524,24 @@ func (sv *supervisor) maybeDrained() {
 	}
 }
 
-func (sv *supervisor) spawn(c actor.Context, path string) *Handle {
+// spawn starts an actor for path.
+//
+// Stream actors are spawned from the root context, not as children, and
+// report their own end (actorStopped) instead of being watched: protoactor's
+// child set keeps removed PIDs in its slice's spare capacity, and a PID
+// caches its process, so every passivated actor up to the peak count would
+// stay reachable (measured: ~1 KiB each); a watch costs each actor a
+// watcher set (~600 B). Memory per live actor matters on a node where a
+// burst touches hundreds of thousands of streams.
+func (sv *supervisor) spawn(path string) *Handle {
 	h := newHandle()
-	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(sv.s, path, h) })
-	h.pid = c.Spawn(props)
+	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(sv.s, path, h) },
+		actor.WithGuardian(sv.s.failureStrategy),
+		// A linked queue costs a few bytes while empty; the default
+		// mailbox preallocates a ring per actor.
+		actor.WithMailbox(actor.UnboundedLockfree()))
+	h.pid = sv.s.root.Spawn(props)
+	sv.s.live.Add(1)
 	sv.live[path] = h
 	sv.paths[h.pid.Id] = path
 	sv.s.cache.Store(path, h)

@@ -132,7 +132,7 @@ func (s *Server) read(c echo.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	h.Touch(s.streams.Now()) // reads refresh a sliding TTL, live ones included
+	s.streams.Touch(h, snap) // reads refresh a sliding TTL, live ones included
 	pos := q.pos
 	switch q.kind {
 	case protocol.OffsetStart:

@@ -82,6 +82,11 @@ type Meta struct {
 	ClosedBy *ProducerRef `json:"closedBy,omitempty"`
 	// LastSeq is the highest Stream-Seq accepted (§5.2), scoped per stream.
 	LastSeq string `json:"seq,omitempty"`
+	// NoProducers is true while the stream has no producer state, so Load
+	// skips looking for it (an iterator, a third of the cost of loading a
+	// passivated stream). Written in the batch that stores the first
+	// producer state; metadata without the field is searched.
+	NoProducers bool `json:"noProd,omitempty"`
 }
 
 // Deadline returns when the stream expires as far as storage knows (the
@@ -246,8 +251,10 @@ func (s *Store) Load(path string) (*StreamState, error) {
 	if st.Tail, err = s.tail(st.Meta.ID); err != nil {
 		return nil, fmt.Errorf("load stream %q: %w", path, err)
 	}
-	if st.Producers, err = s.producers(st.Meta.ID); err != nil {
-		return nil, fmt.Errorf("load stream %q: %w", path, err)
+	if !st.Meta.NoProducers {
+		if st.Producers, err = s.producers(st.Meta.ID); err != nil {
+			return nil, fmt.Errorf("load stream %q: %w", path, err)
+		}
 	}
 	return st, nil
 }

@@ -131,6 +131,35 @@ func TestLoadStreamWithoutRecordsOrProducers(t *testing.T) {
 	})
 }
 
+func TestLoadHonoursNoProducers(t *testing.T) {
+	// NoProducers skips the producer lookup; metadata without it (written
+	// before the field existed) is searched.
+	cases := []struct {
+		name        string
+		noProducers bool
+		want        int
+	}{
+		{"flag absent: searched", false, 1},
+		{"flag set: skipped", true, 0},
+	}
+	forEachFS(t, func(t *testing.T, h *harness) {
+		s := h.open()
+		for _, tc := range cases {
+			id := allocate(t, s)
+			meta := Meta{ID: id, ContentType: "text/plain", CreatedAt: time.Unix(1700000000, 0).UTC(), NoProducers: tc.noProducers}
+			commit(t, s, func(b *Batch) error {
+				if err := b.PutMeta(tc.name, &meta); err != nil {
+					return err
+				}
+				return b.PutProducer(id, "p", ProducerState{Epoch: 1, LastSeq: 3})
+			})
+			if st := load(t, s, tc.name); len(st.Producers) != tc.want {
+				t.Errorf("%s: Load found producers %v, want %d", tc.name, st.Producers, tc.want)
+			}
+		}
+	})
+}
+
 func TestBatchEmpty(t *testing.T) {
 	forEachFS(t, func(t *testing.T, h *harness) {
 		s := h.open()

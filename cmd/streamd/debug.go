@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/streamd/streamd/actors"
 	"github.com/streamd/streamd/persistence"
 )
 
@@ -15,8 +16,9 @@ import (
 // API address, so profiles are only reachable where the operator chose.
 //
 // It also serves /debug/streamd/syncs: Pebble's sync counters as JSON, so a
-// benchmark can compute appends per fsync.
-func startDebugServer(addr string, store *persistence.Store) (*http.Server, error) {
+// benchmark can compute appends per fsync; and /debug/streamd/actors: how
+// many stream actors are in memory (the rest are passivated).
+func startDebugServer(addr string, store *persistence.Store, streams *actors.Streams) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
@@ -31,6 +33,10 @@ func startDebugServer(addr string, store *persistence.Store) (*http.Server, erro
 		st := store.Syncs()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]uint64{"wal_syncs": st.WAL, "all_syncs": st.All})
+	})
+	mux.HandleFunc("/debug/streamd/actors", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"live": streams.LiveActors()})
 	})
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

@@ -46,6 +46,7 @@ type options struct {
 	maxAppendBytes       int64
 	compression          bool
 	actorIdleTimeout     time.Duration
+	actorSoftLimit       int64
 	logLevel             string
 	debugAddr            string
 }
@@ -66,6 +67,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", 16<<20, "largest request body in bytes (larger ones get 413)")
 	fs.BoolVar(&o.compression, "compression", true, "gzip/deflate catch-up responses when the client accepts it")
 	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
+	fs.Int64Var(&o.actorSoftLimit, "actor-soft-limit", 100_000, "stream actors kept in memory before idle ones passivate after one second instead of --actor-idle-timeout")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	var envErr error
@@ -91,6 +93,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("durations must be positive")
 	case o.maxChunkBytes <= 0, o.maxAppendBytes <= 0:
 		return nil, errors.New("byte limits must be positive")
+	case o.actorSoftLimit <= 0:
+		return nil, errors.New("--actor-soft-limit must be positive")
 	}
 	return o, nil
 }
@@ -132,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	// covers the error returns in between. A second Close is a no-op error.
 	defer store.Close()
 
-	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, Logger: log})
+	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if o.debugAddr != "" {
-		dbg, err := startDebugServer(o.debugAddr, store)
+		dbg, err := startDebugServer(o.debugAddr, store, streams)
 		if err != nil {
 			return err
 		}

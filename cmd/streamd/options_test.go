@@ -27,6 +27,7 @@ func defaults() options {
 		maxAppendBytes:       16 << 20,
 		compression:          true,
 		actorIdleTimeout:     60 * time.Second,
+		actorSoftLimit:       100_000,
 		logLevel:             "info",
 	}
 }
@@ -46,13 +47,14 @@ func TestParseOptions(t *testing.T) {
 				"--long-poll-timeout", "5s", "--sse-reconnect-interval=90s", "--cursor-interval", "10s",
 				"--cursor-epoch", "2025-01-01T00:00:00Z", "--max-chunk-bytes", "4096",
 				"--max-append-bytes", "1024", "--compression=false", "--actor-idle-timeout", "2m",
-				"--log-level", "debug",
+				"--actor-soft-limit", "5000", "--log-level", "debug",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
 				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 5*time.Second, 90*time.Second, 10*time.Second
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2025-01-01T00:00:00Z", 4096, 1024
 				o.compression, o.actorIdleTimeout, o.logLevel = false, 2*time.Minute, "debug"
+				o.actorSoftLimit = 5000
 			},
 		},
 		{
@@ -68,12 +70,14 @@ func TestParseOptions(t *testing.T) {
 				"STREAMD_CURSOR_INTERVAL": "3s", "STREAMD_CURSOR_EPOCH": "2020-02-02T00:00:00Z",
 				"STREAMD_MAX_CHUNK_BYTES": "777", "STREAMD_MAX_APPEND_BYTES": "888",
 				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
+				"STREAMD_ACTOR_SOFT_LIMIT": "7",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
 				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 7*time.Second, 11*time.Second, 3*time.Second
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2020-02-02T00:00:00Z", 777, 888
 				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
+				o.actorSoftLimit = 7
 			},
 		},
 		{
@@ -119,6 +123,7 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero cursor interval", args: []string{"--cursor-interval", "0s"}},
 		{name: "zero idle timeout", args: []string{"--actor-idle-timeout", "0s"}},
 		{name: "zero chunk", args: []string{"--max-chunk-bytes", "0"}},
+		{name: "zero actor limit", args: []string{"--actor-soft-limit", "0"}},
 		{name: "negative append", args: []string{"--max-append-bytes", "-5"}},
 		{name: "non-numeric bytes", args: []string{"--max-append-bytes", "1MB"}},
 		{name: "bad bool", args: []string{"--compression=maybe"}},
