@@ -213,7 +213,9 @@ function table() {
       const extra = rec.result?.extra
       if (extra && typeof extra === "object" && Object.keys(extra).length) {
         const text = JSON.stringify(extra)
-        notes.push(`${rec.target} extra: ${text.length > 400 ? `${text.slice(0, 400)}… (results.jsonl has it all)` : text}`)
+        // manystreams reports its per-phase figures only here: keep them whole.
+        const long = text.length > 400 && rec.scenario !== "manystreams"
+        notes.push(`${rec.target} extra: ${long ? `${text.slice(0, 400)}… (results.jsonl has it all)` : text}`)
       }
     }
     if (notes.length) out.push("", ...notes.map((n) => `- ${n}`))

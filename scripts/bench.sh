@@ -25,6 +25,10 @@
 #   longpoll-50k     50,000 readers from 4 loopback source IPs; streamd and ceiling only
 #   sse-1k sse-200   SSE subscribers to a stream appended 50 times/s with 256 bytes
 #   streams-10k      create 10,000 streams, 16 at a time
+#   manystreams-1m   streamd only: create 1,000,000 streams (256-byte first body),
+#                    random appends at 1k/100k/1M streams, RSS after passivation,
+#                    5 graceful restarts and one after SIGKILL (the load tool
+#                    runs streamd itself, with default flags and BENCH_STREAMD_ARGS)
 # Case ids name the actual size (read-8mib, longpoll-100, ... with --quick).
 #
 # Servers run one at a time. For each case a fresh server (with a fresh data
@@ -62,6 +66,9 @@
 #   BENCH_SSE_SUBSCRIBERS subscriber counts, one sse case each (default "1000 200")
 #   BENCH_SSE_RATE        messages per second in the sse cases (default 50)
 #   BENCH_STREAMS         streams created by streams-10k (default 10000)
+#   BENCH_MANY_STREAMS    streams of manystreams-1m (default 1000000)
+#   BENCH_MANY_IDLE_WAIT  wait for passivation in manystreams-1m (default 70s,
+#                         longer than streamd's default --actor-idle-timeout)
 #   BENCH_TIMEOUT         the load tool's -timeout per case (default 5m)
 #   BENCH_HARD_TIMEOUT    a case's load tool is killed after this (default 7m)
 #   BENCH_PAUSE           seconds between cases (default 1)
@@ -254,6 +261,8 @@ if ((quick)); then
 	read -r -a sse_subs <<<"${BENCH_SSE_SUBSCRIBERS:-20 10}"
 	sse_rate=${BENCH_SSE_RATE:-20}
 	n_streams=${BENCH_STREAMS:-200}
+	many_streams=${BENCH_MANY_STREAMS:-3000}
+	many_args="-checkpoints 300 -append-duration 500ms -restarts 1 -verify 100 -idle-wait ${BENCH_MANY_IDLE_WAIT:-1s}"
 else
 	duration=${BENCH_DURATION:-10s}
 	warmup=${BENCH_WARMUP:-1s}
@@ -268,6 +277,8 @@ else
 	read -r -a sse_subs <<<"${BENCH_SSE_SUBSCRIBERS:-1000 200}"
 	sse_rate=${BENCH_SSE_RATE:-50}
 	n_streams=${BENCH_STREAMS:-10000}
+	many_streams=${BENCH_MANY_STREAMS:-1000000}
+	many_args="-checkpoints 1000,100000 -append-duration 5s -restarts 5 -verify 2000 -idle-wait ${BENCH_MANY_IDLE_WAIT:-70s}"
 fi
 
 define_cases() {
@@ -307,6 +318,13 @@ define_cases() {
 	done
 	add_case "streams-$(short_count "$n_streams")" streams all "streams: create $(fmt_int "$n_streams") streams, 256 B first append, 16 at a time" \
 		-streams "$n_streams" -bytes 256 -concurrency 16
+	local many_checks many_id
+	read -r -a many_checks <<<"$many_args"
+	many_id=manystreams-$(short_count "$many_streams")
+	[[ $many_streams != 1000000 ]] || many_id=manystreams-1m
+	add_case "$many_id" manystreams streamd \
+		"manystreams: $(fmt_int "$many_streams") streams, random appends as they grow, passivation, restarts" \
+		-streams "$many_streams" -bytes 256 -concurrency 64 -timeout 12m "${many_checks[@]}"
 }
 define_cases
 
@@ -477,17 +495,29 @@ run_case() {
 	errlog="$results/logs/$target.$id.log"
 	local cmd=("$bench_bin" "${case_scenario[$id]}" -url "$url" -server-pid "$server_pid"
 		-label "$target" -prefix "$id" -timeout "$tool_timeout" "${args[@]}")
+	local case_hard=$hard_timeout
+	if [[ ${case_scenario[$id]} == manystreams ]]; then
+		# The load tool starts, restarts and stops streamd itself.
+		local port
+		port=$(free_port)
+		url="http://127.0.0.1:$port"
+		rm -rf "$tmp/data"
+		cmd=("$bench_bin" manystreams -url "$url" -label "$target" -prefix "$id"
+			-timeout "$tool_timeout" "${args[@]}"
+			-server-cmd "$streamd_bin --addr 127.0.0.1:$port --data-dir $tmp/data ${BENCH_STREAMD_ARGS:-}")
+		case_hard=15m
+	fi
 	log "$target $id: ${case_title[$id]}"
 	show_cmd "${cmd[@]}"
 	t0=$(date +%s.%N)
 	status=0
-	timeout --kill-after=10s "$hard_timeout" "${cmd[@]}" >"$out" 2>"$errlog" </dev/null || status=$?
+	timeout --kill-after=10s "$case_hard" "${cmd[@]}" >"$out" 2>"$errlog" </dev/null || status=$?
 	wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 	if ((status == 124 || status == 137)); then
-		note="${note:+$note; }killed after $hard_timeout"
+		note="${note:+$note; }killed after $case_hard"
 	fi
 
-	if ! kill -0 "$server_pid" 2>/dev/null; then
+	if [[ ${case_scenario[$id]} != manystreams ]] && ! kill -0 "$server_pid" 2>/dev/null; then
 		local sstatus=0
 		wait "$server_pid" 2>/dev/null || sstatus=$?
 		server_pid=""
@@ -515,6 +545,11 @@ for target in $targets; do
 	for i in "${!todo[@]}"; do
 		id=${todo[$i]}
 		((i == 0)) || sleep "$pause"
+		if [[ ${case_scenario[$id]} == manystreams ]]; then
+			stop_server
+			run_case "$id" "$target"
+			continue
+		fi
 		if [[ -z $server_pid ]] && ! start_server "$target" "$id"; then
 			for id in "${todo[@]:i}"; do
 				record "$id" "$target" 1 0 "$target did not start"
