@@ -143,6 +143,7 @@ func (p *manyParams) run(ctx context.Context, e *env) (*result, error) {
 		createTime += d
 		label := strconv.Itoa(mark)
 		res.Extra["creates_per_s_to_"+label] = perSecond(float64(mark-s.created), d)
+		e.logf("manystreams: %d streams created (%.0f/s); appending to random ones for %v", mark, perSecond(float64(mark-s.created), d), p.appendFor)
 		s.created = mark
 		rate, lats, err := s.appendRandom(ctx)
 		if err != nil {
