@@ -2,7 +2,10 @@ package actors
 
 import (
 	"errors"
+	"slices"
 	"testing"
+
+	"github.com/streamd/streamd/protocol"
 )
 
 func TestAppendAdvancesOffsetsByRecordLength(t *testing.T) {
@@ -182,5 +185,53 @@ func TestErrorTypes(t *testing.T) {
 		if tc.err.Error() != tc.msg {
 			t.Errorf("%T.Error() = %q, want %q", tc.err, tc.err.Error(), tc.msg)
 		}
+	}
+}
+
+// TestUnsplitBodyOnJSONStream: a handler that judged a path from a snapshot
+// older than the path's recreation as a JSON stream passes the body
+// unsplit; the actor splits (and validates) it so JSON mode holds.
+func TestUnsplitBodyOnJSONStream(t *testing.T) {
+	cases := []struct {
+		name    string
+		ct      string
+		body    string
+		want    []string
+		invalid bool
+	}{
+		{"JSON stream, array", ctJSON, `[1,{"a":2}]`, []string{`1`, `{"a":2}`}, false},
+		{"JSON stream, value", ctJSON, `"x"`, []string{`"x"`}, false},
+		{"JSON stream, invalid", ctJSON, `[1,`, nil, true},
+		{"text stream", ctText, `[1,2]`, []string{`[1,2]`}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create("/s", CreateRequest{ContentType: tc.ct})
+			_, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: tc.ct, Records: recs(tc.body), Unsplit: true})
+			if tc.invalid {
+				if !protocol.IsBadRequest(err) {
+					t.Fatalf("Append = %v, want a bad request", err)
+				}
+				if _, snap := e.open("/s"); snap.Tail != 0 {
+					t.Fatalf("invalid body stored: tail %d", snap.Tail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.ct == ctJSON {
+				var got []string
+				for _, m := range e.readMessages("/s") {
+					got = append(got, string(m))
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("messages %q, want %q", got, tc.want)
+				}
+			} else if b, _ := e.readAll("/s"); string(b) != tc.want[0] {
+				t.Fatalf("stored %q, want %q", b, tc.want[0])
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -345,6 +346,17 @@ func (a *streamActor) onAppend(m *appendMsg) {
 	if len(req.Records) > 0 && !protocol.SameContentType(req.ContentType, a.meta.ContentType) {
 		reply(m.reply, Result{Err: ErrContentTypeMismatch})
 		return
+	}
+	if req.Unsplit && len(req.Records) > 0 && protocol.IsJSON(a.meta.ContentType) {
+		// The handler judged the stream from a snapshot taken before the
+		// path was deleted and recreated as a JSON stream: split the body
+		// into messages here (rare; normally handlers do this work).
+		msgs, err := protocol.SplitJSON(bytes.Join(req.Records, nil), false)
+		if err != nil {
+			reply(m.reply, Result{Err: err})
+			return
+		}
+		req.Records = msgs
 	}
 	var next persistence.ProducerState
 	if p != nil {

@@ -35,9 +35,13 @@ type AppendRequest struct {
 	// is non-empty (close-only requests may carry any or none).
 	ContentType string
 	Records     [][]byte
-	Seq         string // Stream-Seq, "" if absent
-	Producer    *protocol.Producer
-	Close       bool
+	// Unsplit says Records is one request body the caller did not split
+	// into JSON messages (it judged the stream not to be a JSON stream); a
+	// JSON stream splits it itself.
+	Unsplit  bool
+	Seq      string // Stream-Seq, "" if absent
+	Producer *protocol.Producer
+	Close    bool
 }
 
 // Outcome says what a write did.

@@ -131,7 +131,8 @@ func (s *Server) appendTo(c echo.Context, path string) error {
 		req.ContentType = ct.Raw
 		// JSON validation needs the stream's mode; when the stream is
 		// missing, closed or of another type the actor answers with the
-		// right 404/409 instead, per the precedence of §5.2.
+		// right 404/409 instead, per the precedence of §5.2. Should the
+		// path become a JSON stream after this look, the actor splits.
 		_, snap, err := s.streams.Open(r.Context(), path)
 		if err != nil {
 			return err
@@ -141,7 +142,7 @@ func (s *Server) appendTo(c echo.Context, path string) error {
 				return err
 			}
 		} else {
-			req.Records = [][]byte{body}
+			req.Records, req.Unsplit = [][]byte{body}, true
 		}
 	}
 	res, err := s.streams.Append(r.Context(), path, req)
