@@ -215,10 +215,10 @@ func (s *Streams) LiveActors() int64 { return s.live.Load() }
 // sliding-TTL anchor, and so how much renewal a crash can take back.
 const renewInterval = time.Second
 
-// Touch records a read of the stream behind h at now: it refreshes a
-// sliding TTL at once (in memory, so the read never waits), and at most
-// once per renewInterval asks the actor to persist the new anchor through
-// its ordinary commit pipeline. A crash therefore loses at most about a
+// Touch records a read of the stream behind h (snap is its snapshot): it
+// refreshes a sliding TTL at once (in memory, so the read never waits), and
+// at most once per renewInterval asks the actor to persist the new anchor
+// through its ordinary commit pipeline. A crash therefore loses at most about a
 // second of read renewals; without this, a stream only read (never
 // written) since its creation would come back from a crash with its TTL
 // counted from the creation.
