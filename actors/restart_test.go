@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,5 +400,32 @@ func waitPersistedAccess(t *testing.T, e *env, path string, want time.Time) {
 			t.Fatalf("anchor never persisted: %v, want %v", st.Meta.LastAccess, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestActorFailureAnswersAndRecovers: a request during which the stream
+// actor panics gets an error at once (not silence), and the next request
+// is served by a fresh incarnation that reloaded the stream.
+func TestActorFailureAnswersAndRecovers(t *testing.T) {
+	var armed atomic.Bool
+	e := newEnv(t, func(c *Config) {
+		c.beforeDispatch = func(m any) {
+			if _, ok := m.(*appendMsg); ok && armed.CompareAndSwap(true, false) {
+				panic("injected failure")
+			}
+		}
+	})
+	e.createText("/s")
+	e.appendText("/s", "a")
+	armed.Store(true)
+	_, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("b")})
+	if !errors.Is(err, errActorFailed) {
+		t.Fatalf("Append during the failure = %v, want errActorFailed", err)
+	}
+	if r := e.appendText("/s", "c"); r.NextOffset != 2 {
+		t.Fatalf("append after the failure = %+v, want next offset 2", r)
+	}
+	if b, _ := e.readAll("/s"); string(b) != "ac" {
+		t.Fatalf("stream holds %q, want %q", b, "ac")
 	}
 }

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -134,9 +136,30 @@ func (a *streamActor) Receive(c actor.Context) {
 		case a.failed != nil:
 			a.fail(m)
 		default:
-			a.dispatch(m)
+			a.dispatchOrFail(m)
 		}
 	}
+}
+
+// errActorFailed answers the request during which a stream actor panicked.
+var errActorFailed = errors.New("stream actor failed")
+
+// dispatchOrFail dispatches m; if that panics, m is answered with an error
+// before the panic goes on to the supervisor strategy (which stops the
+// actor; the next request reloads the stream). Without this, the request
+// that hit the bug would wait for an answer forever.
+func (a *streamActor) dispatchOrFail(m retrier) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.failed = fmt.Errorf("%w: %v", errActorFailed, r)
+			a.fail(m)
+			panic(r)
+		}
+	}()
+	if hook := a.s.cfg.beforeDispatch; hook != nil {
+		hook(m)
+	}
+	a.dispatch(m)
 }
 
 func (a *streamActor) dispatch(m retrier) {

@@ -34,6 +34,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// Now returns the current time (default time.Now); tests override it.
 	Now func() time.Time
+	// beforeDispatch, if set, sees every request a stream actor handles;
+	// tests use it to make an actor fail.
+	beforeDispatch func(m any)
 }
 
 // Streams is the entry point to the stream actors: it owns the actor system
