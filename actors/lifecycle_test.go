@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -226,9 +227,11 @@ func TestExpiryRealClockDeletesFromStorage(t *testing.T) {
 }
 
 func TestExpiryNotifiesWaiters(t *testing.T) {
+	// An absolute deadline: a sliding TTL is kept alive by the waiter
+	// itself (TestLiveReadersKeepTTLStreamAlive).
 	t.Parallel() // runs for seconds of real time
 	e := newEnv(t)
-	e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{HasTTL: true, TTL: time.Second}})
+	e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{ExpiresAt: time.Now().Add(time.Second)}})
 	w := e.waitAsync(opCtx(t), "/s", 0)
 	got := recv(t, w, "wait across expiry")
 	if got.err != nil || got.d == nil || !got.d.Deleted {
@@ -280,5 +283,53 @@ func TestHandleTouchOnlyMovesForward(t *testing.T) {
 	clk.Advance(1500 * time.Millisecond)
 	if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
 		t.Fatalf("Open 600ms after the last access: %v", err)
+	}
+}
+
+// TestLiveReadersKeepTTLStreamAlive: a subscriber or parked long-poll
+// outlasting a short sliding TTL keeps the stream alive (§5.1); once the
+// readers leave, the stream expires a TTL later.
+func TestLiveReadersKeepTTLStreamAlive(t *testing.T) {
+	t.Parallel() // runs for seconds of real time
+	for _, kind := range []string{"subscriber", "waiter"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{HasTTL: true, TTL: time.Second}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			leave := func() {}
+			switch kind {
+			case "subscriber":
+				sub, err := e.s.Subscribe(ctx, "/s", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leave = sub.Close
+			case "waiter":
+				done := make(chan error, 1)
+				go func() {
+					_, err := e.s.Wait(ctx, "/s", 0, time.Minute)
+					done <- err
+				}()
+				waitersParked(t, 1)
+				leave = func() { cancel(); <-done }
+			}
+			time.Sleep(2500 * time.Millisecond) // 2.5 TTLs with a live reader
+			if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
+				t.Fatalf("Open with a live reader after 2.5 TTLs: %v", err)
+			}
+			leave()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if _, _, err := e.s.Open(opCtx(t), "/s"); errors.Is(err, ErrNotFound) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("stream still there 5 s after its last reader left")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -101,5 +101,8 @@ func (*locateMsg) IgnoreDeadLetterLogging()      {}
 func (*commitDone) IgnoreDeadLetterLogging()     {}
 
 // renewMsg asks a stream actor to persist its sliding-TTL anchor, renewed
-// by reads (Streams.Touch).
-type renewMsg struct{}
+// by reads (Streams.Touch); recheck marks the actor's own follow-up.
+type renewMsg struct{ recheck bool }
+
+// readersTick renews a sliding TTL while live readers are parked.
+type readersTick struct{}

@@ -429,3 +429,24 @@ func TestActorFailureAnswersAndRecovers(t *testing.T) {
 		t.Fatalf("stream holds %q, want %q", b, "ac")
 	}
 }
+
+// TestRenewalLaterInTheIntervalIsPersisted: Touch sends one renewal per
+// interval; a read later in that interval is persisted by the actor's
+// follow-up check, so it too survives a power loss.
+func TestRenewalLaterInTheIntervalIsPersisted(t *testing.T) {
+	clk := newFakeClock()
+	e := newCrashableEnv(t, func(c *Config) { c.Now = clk.Now })
+	e.create("/s", CreateRequest{ContentType: ctText, Expiry: protocol.Expiry{HasTTL: true, TTL: 10 * time.Second}})
+	h, snap := e.open("/s")
+	clk.Advance(2 * time.Second)
+	e.s.Touch(h, snap) // t=2s: sent to the actor and persisted
+	waitPersistedAccess(t, e, "/s", clk.Now())
+	clk.Advance(500 * time.Millisecond)
+	e.s.Touch(h, snap)                         // t=2.5s: within the interval, memory only
+	waitPersistedAccess(t, e, "/s", clk.Now()) // until the follow-up check
+	e = e.crash()
+	clk.Advance(9 * time.Second) // t=11.5s: alive only if the t=2.5s read survived
+	if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
+		t.Fatalf("Open at t=11.5s after a read at t=2.5s: %v", err)
+	}
+}

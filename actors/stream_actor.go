@@ -81,8 +81,14 @@ type streamActor struct {
 	// without synchronisation (a data race under -race).
 	idleTimer  *time.Timer
 	lastActive time.Time
-	retired    bool
-	failed     error
+	// renewTimer, when set, re-checks for read renewals to persist; see
+	// onRenew.
+	renewTimer *time.Timer
+	// readersTimer, when set, renews a sliding TTL while live readers are
+	// parked; see keepAliveForReaders.
+	readersTimer *time.Timer
+	retired      bool
+	failed       error
 }
 
 func newStreamActor(s *Streams, path string, h *Handle) *streamActor {
@@ -113,7 +119,15 @@ func (a *streamActor) Receive(c actor.Context) {
 		if !a.retired {
 			a.onExpireTick()
 		}
+	case *readersTick:
+		a.readersTimer = nil
+		if !a.retired && a.failed == nil {
+			a.keepAliveForReaders()
+		}
 	case *renewMsg:
+		if m.recheck {
+			a.renewTimer = nil
+		}
 		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
 			a.onRenew() // when busy, the write in progress persists it
 		}
@@ -687,6 +701,7 @@ func (a *streamActor) onWait(m *waitMsg) {
 			a.waiters = map[uint64]*waitMsg{}
 		}
 		a.waiters[m.id] = m
+		a.armReadersTick()
 	}
 }
 
@@ -704,6 +719,7 @@ func (a *streamActor) onSubscribe(m *subscribeMsg) {
 			a.subs = map[uint64]*subscribeMsg{}
 		}
 		a.subs[m.id] = m
+		a.armReadersTick()
 		reply(m.reply, nil)
 	}
 }
@@ -792,6 +808,12 @@ func (a *streamActor) renewed() (time.Time, bool) {
 // onRenew persists a read-renewed anchor through the commit pipeline (an
 // append-kind op without records carries the metadata), so it is group
 // committed and ordered with the stream's writes.
+//
+// Streams.Touch sends at most one renewMsg per renewInterval, so reads
+// later in that interval would stay in memory only; after persisting, the
+// actor therefore checks once more an interval later (and again while
+// reads keep renewing), so every read's renewal is durable within about
+// renewInterval.
 func (a *streamActor) onRenew() {
 	last, ok := a.renewed()
 	if !ok {
@@ -801,6 +823,37 @@ func (a *streamActor) onRenew() {
 	a.metaDirty = true
 	a.pending = append(a.pending, &writeOp{kind: opAppend})
 	a.flush()
+	if a.renewTimer == nil {
+		root, self := a.s.root, a.self
+		a.renewTimer = time.AfterFunc(renewInterval, func() { root.Send(self, &renewMsg{recheck: true}) })
+	}
+}
+
+// armReadersTick starts renewing a sliding TTL on behalf of live readers
+// (long-poll waiters, SSE subscribers), every half TTL while any remain.
+// A live read renews the TTL when it starts (§5.1), but an SSE response or
+// a long-poll may outlast a short TTL, and "a stream with active live
+// readers will not expire".
+func (a *streamActor) armReadersTick() {
+	if a.readersTimer != nil || !a.exists || !a.meta.HasTTL {
+		return
+	}
+	root, self := a.s.root, a.self
+	a.readersTimer = time.AfterFunc(max(a.meta.TTL/2, 100*time.Millisecond), func() { root.Send(self, &readersTick{}) })
+}
+
+// keepAliveForReaders renews the TTL if live readers remain, and keeps
+// doing so while they do.
+func (a *streamActor) keepAliveForReaders() {
+	if len(a.waiters) == 0 && len(a.subs) == 0 {
+		return
+	}
+	a.h.Touch(a.s.cfg.Now())
+	if !a.barrierActive && len(a.queued) == 0 {
+		a.onRenew()
+	}
+	a.armTTL()
+	a.armReadersTick()
 }
 
 // persistAccess writes a read-renewed anchor directly, for an actor about
@@ -849,6 +902,12 @@ func (a *streamActor) stop() {
 	}
 	if a.idleTimer != nil {
 		a.idleTimer.Stop()
+	}
+	if a.renewTimer != nil {
+		a.renewTimer.Stop()
+	}
+	if a.readersTimer != nil {
+		a.readersTimer.Stop()
 	}
 	for id, w := range a.waiters {
 		w.retry()
