@@ -88,11 +88,15 @@ type harness struct {
 	sseObs     []observation
 	sseChecked int // SSE observations checked
 	lives      []*life
-	trigger    chan struct{} // a lifecycle request about to be sent asks for the kill now
-	closes     int           // checks of an acknowledged (or observed) close
-	deletes    int           // checks of an acknowledged (or observed) delete
-	ttlChecks  int           // HEAD checks of TTL / Expires-At streams
-	rng        *rand.Rand    // used by the test goroutine only
+	trigger    chan struct{}  // a lifecycle request about to be sent asks for the kill now
+	closes     int            // checks of an acknowledged (or observed) close
+	deletes    int            // checks of an acknowledged (or observed) delete
+	ttlChecks  int            // HEAD checks of TTL / Expires-At streams
+	renewals   int            // HEAD checks of read-renewed streams (renew_test.go)
+	readSaved  int            // of which found it alive only thanks to a read
+	renewStop  chan struct{}  // closed after the kill: read-renewed streams' readers stop
+	renewWG    sync.WaitGroup // those readers
+	rng        *rand.Rand     // used by the test goroutine only
 	cycle      int
 	downtime   *life          // short-TTL stream to let expire while streamd is down
 	outcomes   map[string]int // how lifecycle uncertainties resolved, for the log
@@ -113,10 +117,15 @@ func TestCrash(t *testing.T) {
 		t.Skip("set STREAMD_CRASH_CYCLES=N to run the streamd crash test")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// STREAMD_CRASH_BIN runs a prebuilt binary instead, e.g. one with a
+	// guarantee deliberately broken, to see that the test notices.
+	bin := os.Getenv("STREAMD_CRASH_BIN")
+	if bin == "" {
+		bin = filepath.Join(dir, "streamd")
+		build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	h := &harness{t: t, bin: bin, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "streamd.log"),
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}}
@@ -135,6 +144,10 @@ func TestCrash(t *testing.T) {
 		h.cycle = c
 		h.start()
 		if c > 0 {
+			h.verifyRenewals() // before this cycle's reads renew them
+		}
+		h.startRenewals(c) // its reads run from here to the kill
+		if c > 0 {
 			h.verify()
 		}
 		h.create()
@@ -145,10 +158,11 @@ func TestCrash(t *testing.T) {
 		}
 	}
 	h.start()
+	h.verifyRenewals()
 	h.verify()
 	h.kill()
-	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d violations=%d",
-		cycles, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.violations)
+	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d renewals_checked=%d saved_by_read=%d violations=%d",
+		cycles, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.renewals, h.readSaved, h.violations)
 	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d; lifecycle outcomes: %v)",
 		line, h.retried[200], h.retried[204], h.observed, h.outcomes)
 	fmt.Println(line)
@@ -453,6 +467,7 @@ func (h *harness) load(cycle int, d time.Duration) {
 	h.kill()
 	close(stop)
 	wg.Wait()
+	h.stopRenewals()
 	select {
 	case <-h.trigger: // a trigger that lost the race with the timer
 	default:

@@ -23,6 +23,7 @@ const (
 	lDelete                  // appended to, then deleted
 	lTTL                     // created with Stream-TTL, appended to a little, then only HEADed
 	lExpires                 // created with Stream-Expires-At, likewise
+	lRenew                   // created with Stream-TTL, then only read (renew_test.go)
 )
 
 // lifeState is what the test knows of a lifecycle stream.
@@ -51,14 +52,22 @@ type life struct {
 
 	// Expiry. TTL and Expires-At streams are never read with GET while they
 	// may exist: §5.1 says reads (not HEAD) restart the TTL countdown, and the
-	// checks need a deadline known from the writes alone.
-	ttl       int       // Stream-TTL seconds (lTTL)
+	// checks need a deadline known from the writes alone. Read-renewed
+	// streams are the exception: their reads are recorded (reads) and folded
+	// into touchLo and touchHi after each kill (foldReads).
+	ttl       int       // Stream-TTL seconds (lTTL, lRenew)
 	expiresAt time.Time // Stream-Expires-At (lExpires)
 	// The last acknowledged write (or the create) was sent after touchLo;
 	// every write the server may have processed was processed before touchHi.
+	// For lRenew the reads move both too (foldReads has the rules).
 	touchLo, touchHi time.Time
 	tail             string // Stream-Next-Offset the stream must report
 	tailUnknown      bool   // an unanswered append may have moved the tail
+
+	// Read-renewed streams (lRenew).
+	createdHi time.Time   // when the create was answered
+	readUntil time.Time   // reads stop after this
+	reads     []renewRead // this cycle's reads, until foldReads
 }
 
 // deadlines returns the earliest and latest moment the stream may expire.
@@ -301,6 +310,7 @@ func (h *harness) verifyLives() {
 			h.verifyClose(l)
 		case lDelete:
 			h.verifyDelete(l)
+		case lRenew: // verifyRenewals
 		default:
 			h.verifyExpiry(l)
 		}
@@ -430,8 +440,9 @@ func (h *harness) verifyDelete(l *life) {
 
 // verifyExpiry checks a TTL / Expires-At stream with HEAD, which does not
 // restart a TTL (§5.1): it exists with its configuration and tail until its
-// deadline, which a restart must not move, and is gone for good after it.
-func (h *harness) verifyExpiry(l *life) {
+// deadline, which a restart must not move, and is gone for good after it. It
+// reports whether HEAD found the stream.
+func (h *harness) verifyExpiry(l *life) bool {
 	s := l.s
 	before := time.Now()
 	code, hdr := h.send(http.MethodHead, s, "", nil, nil)
@@ -445,7 +456,7 @@ func (h *harness) verifyExpiry(l *life) {
 			h.violate("%s: expired (seen 404 after its deadline %s), but after restart HEAD got %d and GET %d",
 				s.name, hi.Format(time.RFC3339Nano), code, get)
 		}
-		return
+		return false
 	}
 	switch code {
 	case http.StatusNotFound:
@@ -458,11 +469,11 @@ func (h *harness) verifyExpiry(l *life) {
 		if lo.After(h.downFrom) && hi.Before(h.downTo) {
 			h.outcomes["expired while streamd was down"]++
 		}
-		return
+		return false
 	case http.StatusOK:
 	default:
 		h.violate("%s: HEAD got %d", s.name, code)
-		return
+		return false
 	}
 	if before.After(hi.Add(ttlSlack)) {
 		h.violate("%s: still there at %s, %v after its latest deadline %s (ttl %d, expires-at %s): the restart extended its life?",
@@ -470,13 +481,13 @@ func (h *harness) verifyExpiry(l *life) {
 	}
 	// §5.5: HEAD reports the TTL or the Expires-At that was set, nothing else.
 	wantTTL := ""
-	if l.kind == lTTL {
+	if l.kind != lExpires {
 		wantTTL = strconv.Itoa(l.ttl)
 	}
 	if got := hdr.Get("Stream-Ttl"); got != wantTTL {
 		h.violate("%s: HEAD Stream-TTL %q, want %q", s.name, got, wantTTL)
 	}
-	if got := hdr.Get("Stream-Expires-At"); l.kind == lTTL && got != "" {
+	if got := hdr.Get("Stream-Expires-At"); l.kind != lExpires && got != "" {
 		h.violate("%s: HEAD of a TTL stream has Stream-Expires-At %q", s.name, got)
 	} else if l.kind == lExpires {
 		if t, err := time.Parse(time.RFC3339Nano, got); err != nil || !t.Equal(l.expiresAt) {
@@ -494,4 +505,5 @@ func (h *harness) verifyExpiry(l *life) {
 	case tail != l.tail:
 		h.violate("%s: HEAD Stream-Next-Offset %q, want %q (unanswered append: %v)", s.name, tail, l.tail, l.tailUnknown)
 	}
+	return true
 }
