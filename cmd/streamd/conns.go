@@ -11,21 +11,22 @@ import (
 // waits up to five seconds for connections that never sent a byte (HTTP
 // clients often dial a spare connection they never use), which would stall
 // every restart. No request is lost by closing them: none was read.
+//
+// ConnState hooks run on every request of every connection; a sync.Map
+// keeps the common case (a connection already past StateNew) free of a
+// shared lock.
 type unusedConns struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns sync.Map // net.Conn -> struct{}
 }
 
-func newUnusedConns() *unusedConns { return &unusedConns{conns: map[net.Conn]struct{}{}} }
+func newUnusedConns() *unusedConns { return &unusedConns{} }
 
 // track is an http.Server ConnState hook.
 func (u *unusedConns) track(c net.Conn, state http.ConnState) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	if state == http.StateNew {
-		u.conns[c] = struct{}{}
+		u.conns.Store(c, struct{}{})
 	} else {
-		delete(u.conns, c)
+		u.conns.Delete(c)
 	}
 }
 
@@ -33,10 +34,9 @@ func (u *unusedConns) track(c net.Conn, state http.ConnState) {
 // http.Server.RegisterOnShutdown, it runs after the listeners are closed,
 // so no new connection can arrive afterwards.
 func (u *unusedConns) closeAll() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for c := range u.conns {
-		_ = c.Close()
-		delete(u.conns, c)
-	}
+	u.conns.Range(func(k, _ any) bool {
+		_ = k.(net.Conn).Close()
+		u.conns.Delete(k)
+		return true
+	})
 }
