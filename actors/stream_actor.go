@@ -611,8 +611,13 @@ func (a *streamActor) onReap(e persistence.ExpiryEntry) {
 	if a.indexed == nil || a.indexed.ID != e.ID || a.indexed.Deadline.UnixNano() != e.Deadline.UnixNano() {
 		a.unindex = append(a.unindex, e)
 	}
-	// An append-kind op without records carries the metadata and index
-	// changes through the ordinary commit pipeline.
+	a.commitMetadata()
+}
+
+// commitMetadata commits the metadata and expiry index changes made so far
+// through the ordinary commit pipeline: an append-kind op without records
+// carries them, ordered and group committed with the stream's writes.
+func (a *streamActor) commitMetadata() {
 	a.pending = append(a.pending, &writeOp{kind: opAppend})
 	a.flush()
 }
@@ -805,9 +810,7 @@ func (a *streamActor) renewed() (time.Time, bool) {
 	return last, last.After(a.meta.LastAccess)
 }
 
-// onRenew persists a read-renewed anchor through the commit pipeline (an
-// append-kind op without records carries the metadata), so it is group
-// committed and ordered with the stream's writes.
+// onRenew persists a read-renewed anchor through the commit pipeline.
 //
 // Streams.Touch sends at most one renewMsg per renewInterval, so reads
 // later in that interval would stay in memory only; after persisting, the
@@ -821,8 +824,7 @@ func (a *streamActor) onRenew() {
 	}
 	a.meta.LastAccess = last
 	a.metaDirty = true
-	a.pending = append(a.pending, &writeOp{kind: opAppend})
-	a.flush()
+	a.commitMetadata()
 	if a.renewTimer == nil {
 		root, self := a.s.root, a.self
 		a.renewTimer = time.AfterFunc(renewInterval, func() { root.Send(self, &renewMsg{recheck: true}) })
