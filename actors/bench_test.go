@@ -82,17 +82,26 @@ func BenchmarkWaitFanOut(b *testing.B) {
 	}
 }
 
-func BenchmarkDeltaSSEData(b *testing.B) {
-	text := bytes.Repeat([]byte("0123456789abcde\n"), 16) // 256 bytes, 16 lines
+// ssePayloads are the 256-byte appends of the SSE encoding benchmarks:
+// text (16 lines) and binary (base64-encoded for SSE).
+func ssePayloads() []struct {
+	name    string
+	payload []byte
+	textual bool
+} {
 	bin := make([]byte, 256)
 	for i := range bin {
 		bin[i] = byte(i)
 	}
-	for _, tc := range []struct {
+	return []struct {
 		name    string
 		payload []byte
 		textual bool
-	}{{"text256", text, true}, {"binary256", bin, false}} {
+	}{{"text256", bytes.Repeat([]byte("0123456789abcde\n"), 16), true}, {"binary256", bin, false}}
+}
+
+func BenchmarkDeltaSSEData(b *testing.B) {
+	for _, tc := range ssePayloads() {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.payload)))
@@ -108,16 +117,7 @@ func BenchmarkDeltaSSEData(b *testing.B) {
 }
 
 func BenchmarkAppendSSEData(b *testing.B) {
-	text := bytes.Repeat([]byte("0123456789abcde\n"), 16)
-	bin := make([]byte, 256)
-	for i := range bin {
-		bin[i] = byte(i)
-	}
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		textual bool
-	}{{"text256", text, true}, {"binary256", bin, false}} {
+	for _, tc := range ssePayloads() {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.payload)))

@@ -184,6 +184,34 @@ func createStream(ctx context.Context, c *http.Client, u, contentType string) (t
 	return tail, r, err
 }
 
+// fanoutStream is the one stream a fan-out scenario (longpoll, sse)
+// writes to, with the server's RSS before any reader connects and a
+// sampler of its peak.
+type fanoutStream struct {
+	admin     *http.Client // for the writer and cleanup
+	name, url string
+	ct        string
+	tail      string // the empty stream's offset
+	rssBefore int64
+	rss       *rssSampler
+}
+
+// newFanoutStream creates the stream "<prefix>-<suffix>"; close deletes it.
+func newFanoutStream(ctx context.Context, e *env, suffix, contentType string) (*fanoutStream, error) {
+	f := &fanoutStream{admin: newClient(newTransport(4, nil, nil)), name: e.prefix + "-" + suffix, ct: contentType}
+	f.url = e.streamURL(f.name)
+	tail, r, err := createStream(ctx, f.admin, f.url, contentType)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %v", f.url, describe("PUT", r, err))
+	}
+	f.tail = tail
+	f.rssBefore, _ = readRSS(e.pid)
+	f.rss = startRSSSampler(e.pid, 200*time.Millisecond)
+	return f, nil
+}
+
+func (f *fanoutStream) close(e *env) { deleteStreams(e, f.admin, []string{f.name}, 1) }
+
 // deleteStreams removes what a run created so repeated runs do not
 // accumulate data on the server. Best effort: failures are only logged.
 func deleteStreams(e *env, c *http.Client, names []string, conc int) {

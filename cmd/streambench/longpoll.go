@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -116,17 +115,12 @@ func (f *inFlight) wait(ctx context.Context, n func() int64, limit time.Duration
 }
 
 func (p *longpollParams) run(ctx context.Context, e *env) (*result, error) {
-	admin := newClient(newTransport(4, nil, nil))
-	const ct = "application/octet-stream"
-	name := e.prefix + "-longpoll"
-	u := e.streamURL(name)
-	tail0, r, err := createStream(ctx, admin, u, ct)
+	f, err := newFanoutStream(ctx, e, "longpoll", "application/octet-stream")
 	if err != nil {
-		return nil, fmt.Errorf("creating %s: %v", u, describe("PUT", r, err))
+		return nil, err
 	}
-	defer deleteStreams(e, admin, []string{name}, 1)
-	rssBefore, _ := readRSS(e.pid)
-	rss := startRSSSampler(e.pid, 200*time.Millisecond)
+	defer f.close(e)
+	admin, u, ct, tail0, rssBefore, rss := f.admin, f.url, f.ct, f.tail, f.rssBefore, f.rss
 
 	n, B := p.readers, p.bytes
 	msgs := make([][]byte, p.rounds)

@@ -145,7 +145,7 @@ func (p *manyParams) run(ctx context.Context, e *env) (*result, error) {
 		res.Extra["creates_per_s_to_"+label] = perSecond(float64(mark-s.created), d)
 		e.logf("manystreams: %d streams created (%.0f/s); appending to random ones for %v", mark, perSecond(float64(mark-s.created), d), p.appendFor)
 		s.created = mark
-		rate, lats, err := s.appendRandom(ctx)
+		rate, lats, err := s.appendRandom(ctx, p.appendFor)
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +182,7 @@ func (p *manyParams) run(ctx context.Context, e *env) (*result, error) {
 		t0 := time.Now()
 		if crash {
 			// Appends just before the kill leave work in the WAL to replay.
-			if _, _, err := s.appendRandomFor(ctx, time.Second); err != nil {
+			if _, _, err := s.appendRandom(ctx, time.Second); err != nil {
 				return nil, err
 			}
 			srv.kill()
@@ -244,13 +244,9 @@ func (s *manyState) create(ctx context.Context, upTo int) error {
 	return nil
 }
 
-func (s *manyState) appendRandom(ctx context.Context) (float64, []time.Duration, error) {
-	return s.appendRandomFor(ctx, s.p.appendFor)
-}
-
-// appendRandomFor appends to uniformly random streams among those created
+// appendRandom appends to uniformly random streams among those created
 // for d and returns the acknowledged rate and latencies.
-func (s *manyState) appendRandomFor(ctx context.Context, d time.Duration) (float64, []time.Duration, error) {
+func (s *manyState) appendRandom(ctx context.Context, d time.Duration) (float64, []time.Duration, error) {
 	lats := make([][]time.Duration, s.p.concurrency)
 	var acked atomic.Int64
 	deadline := time.Now().Add(d)

@@ -127,17 +127,12 @@ func parseSSEMessage(line []byte, size int) (int, int64, bool) {
 }
 
 func (p *sseParams) run(ctx context.Context, e *env) (*result, error) {
-	admin := newClient(newTransport(4, nil, nil))
-	const ct = "text/plain"
-	name := e.prefix + "-sse"
-	u := e.streamURL(name)
-	tail0, r, err := createStream(ctx, admin, u, ct)
+	f, err := newFanoutStream(ctx, e, "sse", "text/plain")
 	if err != nil {
-		return nil, fmt.Errorf("creating %s: %v", u, describe("PUT", r, err))
+		return nil, err
 	}
-	defer deleteStreams(e, admin, []string{name}, 1)
-	rssBefore, _ := readRSS(e.pid)
-	rss := startRSSSampler(e.pid, 200*time.Millisecond)
+	defer f.close(e)
+	admin, u, ct, tail0, rssBefore, rss := f.admin, f.url, f.ct, f.tail, f.rssBefore, f.rss
 
 	n := p.subscribers
 	capacity := int(float64(p.rate)*p.duration.Seconds()) + 2*p.rate + 16
