@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -427,6 +429,50 @@ func TestActorFailureAnswersAndRecovers(t *testing.T) {
 	}
 	if b, _ := e.readAll("/s"); string(b) != "ac" {
 		t.Fatalf("stream holds %q, want %q", b, "ac")
+	}
+}
+
+// TestActorFailureRetriesQueuedRequests: requests already queued in the
+// mailbox of an actor that panics are served by the next incarnation, not
+// dropped with the failed actor.
+func TestActorFailureRetriesQueuedRequests(t *testing.T) {
+	const queued = 8
+	var armed atomic.Bool
+	var wg sync.WaitGroup
+	var e *env
+	errs := make(chan error, queued)
+	e = newEnv(t, func(c *Config) {
+		c.beforeDispatch = func(m any) {
+			if _, ok := m.(*appendMsg); !ok || !armed.CompareAndSwap(true, false) {
+				return
+			}
+			// Queue more appends behind this one, then fail.
+			for range queued {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("q")})
+					errs <- err
+				}()
+			}
+			time.Sleep(100 * time.Millisecond)
+			panic("injected failure")
+		}
+	})
+	e.createText("/s")
+	armed.Store(true)
+	if _, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("b")}); !errors.Is(err, errActorFailed) {
+		t.Fatalf("Append during the failure = %v, want errActorFailed", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("queued append: %v", err)
+		}
+	}
+	if b, _ := e.readAll("/s"); string(b) != strings.Repeat("q", queued) {
+		t.Fatalf("stream holds %q, want %d queued appends", b, queued)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -89,19 +90,62 @@ type streamActor struct {
 	readersTimer *time.Timer
 	retired      bool
 	failed       error
+	loaded       bool // h.ready is closed
+	// passivated is set when the actor retires for being idle; it then
+	// hands its state to the next incarnation (handover).
+	passivated bool
+	// rest is the state handed over by the previous incarnation, used
+	// instead of Store.Load by the first load only.
+	rest     *restHandover
+	handover *restHandover
 }
 
-func newStreamActor(s *Streams, path string, h *Handle) *streamActor {
+func newStreamActor(s *Streams, path string, h *Handle, rest *restHandover) *streamActor {
 	return &streamActor{
-		s: s, path: path, h: h,
+		s: s, path: path, h: h, rest: rest,
 	}
 }
 
 func (a *streamActor) Receive(c actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.crash(c, r)
+		}
+	}()
+	a.receive(c)
+}
+
+// crash retires an actor that panicked, the way passivation does: the
+// handle first (no new message reaches the mailbox), then a Poison queued
+// behind every message already there, each of which is answered with a
+// retry while the actor drains (a.retired). The next incarnation reloads
+// the stream from Pebble. Letting the panic reach protoactor instead would
+// stop the actor with a system message, and protoactor drops the user
+// messages still queued behind it, leaving their callers waiting.
+func (a *streamActor) crash(c actor.Context, r any) {
+	a.s.log.Error("stream actor failed; retiring it", "path", a.path, "panic", r, "stack", string(debug.Stack()))
+	if a.failed == nil {
+		a.failed = fmt.Errorf("%w: %v", errActorFailed, r)
+	}
+	if !a.loaded {
+		a.loaded = true
+		a.h.loadErr = a.failed
+		close(a.h.ready)
+	}
+	if a.retired {
+		return // already draining or stopping
+	}
+	a.retired = true
+	a.h.retireWhenIdle()
+	c.Poison(a.self)
+}
+
+func (a *streamActor) receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.h.loadErr = a.load()
+		a.loaded = true
 		close(a.h.ready)
 		a.lastActive = time.Now()
 		a.armIdle(a.s.idleTimeout())
@@ -110,7 +154,7 @@ func (a *streamActor) Receive(c actor.Context) {
 	case *actor.Stopped:
 		// Sent after protoactor unregistered the actor: the supervisor may
 		// now spawn the next incarnation.
-		a.s.root.Send(a.s.sup, &actorStopped{id: a.self.Id})
+		a.s.root.Send(a.s.sup, &actorStopped{id: a.self.Id, rest: a.handover})
 	case *idleTick:
 		a.onIdleTick(c)
 	case *commitDone:
@@ -159,9 +203,8 @@ func (a *streamActor) Receive(c actor.Context) {
 var errActorFailed = errors.New("stream actor failed")
 
 // dispatchOrFail dispatches m; if that panics, m is answered with an error
-// before the panic goes on to the supervisor strategy (which stops the
-// actor; the next request reloads the stream). Without this, the request
-// that hit the bug would wait for an answer forever.
+// before the panic goes on to crash. Without this, the request that hit
+// the bug would wait for an answer forever.
 func (a *streamActor) dispatchOrFail(m retrier) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -204,9 +247,18 @@ func (a *streamActor) fail(m retrier) {
 	}
 }
 
-// load (re)derives all state from storage.
+// load (re)derives all state from storage, or from the state the previous
+// incarnation handed over.
 func (a *streamActor) load() error {
-	st, err := a.s.store.Load(a.path)
+	var st *persistence.StreamState
+	var err error
+	if a.rest != nil {
+		st, a.rest = a.rest.state, nil
+		a.s.restingLoads.Add(1)
+	} else {
+		st, err = a.s.store.Load(a.path)
+		a.s.storeLoads.Add(1)
+	}
 	if err != nil {
 		a.failed = err
 		a.s.log.Error("load stream", "path", a.path, "err", err)
@@ -797,6 +849,7 @@ func (a *streamActor) maybePassivate(c actor.Context) {
 		return // a handler is sending right now; try again next idle period
 	}
 	a.retired = true
+	a.passivated = true
 	c.Poison(a.self)
 }
 
@@ -923,4 +976,19 @@ func (a *streamActor) stop() {
 		q.(retrier).retry()
 	}
 	a.queued = nil
+	// A passivated actor with every write committed holds exactly the
+	// durable state (persistAccess updates meta only once written): hand
+	// it to the next incarnation.
+	if a.passivated && settled && a.failed == nil && !a.inflight && !a.metaDirty && len(a.dirtyProducers) == 0 {
+		a.handover = &restHandover{state: a.durableState()}
+	}
+}
+
+// durableState is the stream's state as Store.Load would return it; valid
+// only while nothing is pending or in flight.
+func (a *streamActor) durableState() *persistence.StreamState {
+	if !a.exists {
+		return nil
+	}
+	return &persistence.StreamState{Meta: a.meta, Tail: a.tail, Producers: a.producers}
 }

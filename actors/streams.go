@@ -31,7 +31,12 @@ type Config struct {
 	// ReapInterval is how often expired streams nobody touches are looked
 	// for in the expiry index and deleted (default 1s).
 	ReapInterval time.Duration
-	Logger       *slog.Logger
+	// RestingStateBytes bounds the memory holding the state of passivated
+	// streams, so that reactivating one skips storage (see resting.go);
+	// about 120 bytes per stream. 0 means the default,
+	// 256 MiB; negative disables it.
+	RestingStateBytes int64
+	Logger            *slog.Logger
 	// Now returns the current time (default time.Now); tests override it.
 	Now func() time.Time
 	// beforeDispatch, if set, sees every request a stream actor handles;
@@ -42,22 +47,26 @@ type Config struct {
 // Streams is the entry point to the stream actors: it owns the actor system
 // and the supervisor and offers a blocking, context-aware API to handlers.
 type Streams struct {
-	cfg    Config
-	log    *slog.Logger
-	sys    *actor.ActorSystem
-	root   *actor.RootContext
-	sup    *actor.PID
-	store  *persistence.Store
-	cache  sync.Map     // path -> *Handle, written only by the supervisor
-	live   atomic.Int64 // stream actors spawned and not yet terminated
-	nextID atomic.Uint64
-	closed atomic.Bool
+	cfg   Config
+	log   *slog.Logger
+	sys   *actor.ActorSystem
+	root  *actor.RootContext
+	sup   *actor.PID
+	store *persistence.Store
+	cache sync.Map     // path -> *Handle, written only by the supervisor
+	live  atomic.Int64 // stream actors spawned and not yet terminated
+	// resting mirrors the supervisor's resting entry count; storeLoads and
+	// restingLoads count activations by where the state came from.
+	resting, storeLoads, restingLoads atomic.Int64
+	nextID                            atomic.Uint64
+	closed                            atomic.Bool
 	// commits counts batch commits in flight, so Shutdown can wait for them
 	// before the caller closes the store underneath them.
 	commits sync.WaitGroup
 
-	// failureStrategy stops a stream actor that panics; its next request
-	// spawns a fresh incarnation that reloads from Pebble.
+	// failureStrategy stops a stream actor whose panic escaped its own
+	// recovery (streamActor.crash); its next request spawns a fresh
+	// incarnation that reloads from Pebble.
 	failureStrategy actor.SupervisorStrategy
 
 	shutdownOnce sync.Once
@@ -85,6 +94,9 @@ func Start(cfg Config) (*Streams, error) {
 	}
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = time.Second
+	}
+	if cfg.RestingStateBytes == 0 {
+		cfg.RestingStateBytes = 256 << 20
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -213,6 +225,24 @@ func (s *Streams) idleTimeout() time.Duration {
 // LiveActors returns how many stream actors are in memory (spawned and not
 // yet terminated); passivated streams are not counted.
 func (s *Streams) LiveActors() int64 { return s.live.Load() }
+
+// ActorStats counts stream actor activity since Start.
+type ActorStats struct {
+	// Live is the number of stream actors in memory.
+	Live int64 `json:"live"`
+	// Resting is the number of passivated streams whose state is kept in
+	// memory for their next activation.
+	Resting int64 `json:"resting"`
+	// StoreLoads counts activations that loaded the stream from storage;
+	// RestingLoads those that took the state kept at passivation.
+	StoreLoads   int64 `json:"storeLoads"`
+	RestingLoads int64 `json:"restingLoads"`
+}
+
+// Stats returns the current ActorStats.
+func (s *Streams) Stats() ActorStats {
+	return ActorStats{Live: s.live.Load(), Resting: s.resting.Load(), StoreLoads: s.storeLoads.Load(), RestingLoads: s.restingLoads.Load()}
+}
 
 // renewInterval bounds how often reads of one stream persist its renewed
 // sliding-TTL anchor, and so how much renewal a crash can take back.
@@ -428,7 +458,16 @@ func (sub *Subscription) Close() { sub.h.send(sub.s.root, &unsubscribeMsg{id: su
 
 // actorStopped tells the supervisor that the stream actor with this PID id
 // has stopped for good (passivated, failed or shut down).
-type actorStopped struct{ id string }
+type actorStopped struct {
+	id string
+	// rest is the stream's settled state when the actor passivated cleanly
+	// (rest.state nil: no stream at the path), nil otherwise.
+	rest *restHandover
+}
+
+// restHandover carries a stream's state from one actor incarnation to the
+// next through the supervisor; see resting.go.
+type restHandover struct{ state *persistence.StreamState }
 
 // locateMsg asks the supervisor for path's current handle.
 type locateMsg struct {
@@ -444,10 +483,12 @@ type supervisor struct {
 	live     map[string]*Handle // current incarnation per path (may be retired)
 	paths    map[string]string  // child PID id -> path
 	awaiting map[string][]chan *Handle
+	resting  *restingStates
 }
 
 func newSupervisor(s *Streams) *supervisor {
-	return &supervisor{s: s, live: map[string]*Handle{}, paths: map[string]string{}, awaiting: map[string][]chan *Handle{}}
+	return &supervisor{s: s, live: map[string]*Handle{}, paths: map[string]string{}, awaiting: map[string][]chan *Handle{},
+		resting: newRestingStates(s.cfg.RestingStateBytes)}
 }
 
 func (sv *supervisor) Receive(c actor.Context) {
@@ -485,6 +526,12 @@ func (sv *supervisor) Receive(c actor.Context) {
 		}
 		delete(sv.paths, m.id)
 		sv.s.live.Add(-1)
+		if m.rest != nil {
+			sv.resting.put(path, m.rest.state)
+		} else {
+			sv.resting.forget(path)
+		}
+		sv.s.resting.Store(int64(sv.resting.len()))
 		if h := sv.live[path]; h != nil && h.pid.Id == m.id {
 			h.forceRetire()
 			delete(sv.live, path)
@@ -538,7 +585,12 @@ func (sv *supervisor) maybeDrained() {
 // burst touches hundreds of thousands of streams.
 func (sv *supervisor) spawn(path string) *Handle {
 	h := newHandle()
-	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(sv.s, path, h) },
+	var rest *restHandover
+	if st, ok := sv.resting.take(path); ok {
+		rest = &restHandover{state: st}
+		sv.s.resting.Store(int64(sv.resting.len()))
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(sv.s, path, h, rest) },
 		actor.WithGuardian(sv.s.failureStrategy),
 		// A linked queue costs a few bytes while empty; the default
 		// mailbox preallocates a ring per actor.

@@ -190,7 +190,13 @@ func (h *harness) start() {
 			t.Fatal(err)
 		}
 		h.downTo = time.Now()
-		cmd := exec.Command(h.bin, "--addr", addr, "--data-dir", h.data, "--long-poll-timeout", "2s")
+		args := []string{"--addr", addr, "--data-dir", h.data, "--long-poll-timeout", "2s"}
+		if h.cycle%2 == 1 {
+			// Odd cycles: idle actors passivate (and reactivate from the
+			// state they left) all through the load, racing requests.
+			args = append(args, "--actor-idle-timeout", "100ms")
+		}
+		cmd := exec.Command(h.bin, args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			logf.Close()

@@ -24,7 +24,8 @@ import (
 // after the last checkpoint wait for idle actors to passivate; then
 // restart the server gracefully -restarts times and once after SIGKILL,
 // timing each start until the first answered request and verifying a
-// sample of streams byte for byte after each start.
+// sample of streams byte for byte after each start; finally append to
+// random streams once more, now all cold.
 type manyParams struct {
 	streams     int
 	checkpoints string
@@ -205,6 +206,16 @@ func (p *manyParams) run(ctx context.Context, e *env) (*result, error) {
 		e.logf("manystreams: restart %d (%s): ready after %v, %d of %d sampled streams wrong",
 			r+1, map[bool]string{true: "after SIGKILL", false: "graceful"}[crash], srv.ready.Round(time.Millisecond), bad, p.verify)
 	}
+	// Appends right after the last start: no stream state is in memory
+	// yet, so every stream touched is loaded from storage.
+	rate, lats, err := s.appendRandom(ctx, p.appendFor)
+	if err != nil {
+		return nil, err
+	}
+	sum := summarize(lats)
+	res.Extra["appends_per_s_after_restart"] = rate
+	res.Extra["append_p99_ms_after_restart"] = ms(sum.p99)
+	e.logf("manystreams: after the last restart: appends %.0f/s p50 %.2fms p99 %.2fms", rate, ms(sum.p50), ms(sum.p99))
 	if len(readyMS) > 0 {
 		res.Extra["ready_ms"] = readyMS
 		res.Extra["shutdown_ms"] = stopMS

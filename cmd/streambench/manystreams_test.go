@@ -55,7 +55,7 @@ func TestManyStreamsAgainstStreamd(t *testing.T) {
 		if res["errors"] != 0.0 || res["missing"] != 0.0 || res["throughput"].(float64) <= 0 {
 			t.Errorf("%v", res)
 		}
-		for _, k := range []string{"appends_per_s_at_100", "appends_per_s_at_300", "creates_per_s_to_300", "rss_passivated_bytes", "fds_passivated", "ready_after_kill_ms"} {
+		for _, k := range []string{"appends_per_s_at_100", "appends_per_s_at_300", "creates_per_s_to_300", "rss_passivated_bytes", "fds_passivated", "ready_after_kill_ms", "appends_per_s_after_restart"} {
 			if v, ok := extra(res, k).(float64); !ok || v <= 0 {
 				t.Errorf("%s = %v", k, extra(res, k))
 			}

@@ -17,7 +17,8 @@ import (
 //
 // It also serves /debug/streamd/syncs: Pebble's sync counters as JSON, so a
 // benchmark can compute appends per fsync; and /debug/streamd/actors: how
-// many stream actors are in memory (the rest are passivated).
+// many stream actors are in memory, how many passivated streams keep their
+// state in memory, and where activations loaded their state from.
 func startDebugServer(addr string, store *persistence.Store, streams *actors.Streams) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -36,7 +37,7 @@ func startDebugServer(addr string, store *persistence.Store, streams *actors.Str
 	})
 	mux.HandleFunc("/debug/streamd/actors", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]int64{"live": streams.LiveActors()})
+		_ = json.NewEncoder(w).Encode(streams.Stats())
 	})
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

@@ -47,6 +47,7 @@ type options struct {
 	compression          bool
 	actorIdleTimeout     time.Duration
 	actorSoftLimit       int64
+	restingStateBytes    int64
 	logLevel             string
 	debugAddr            string
 }
@@ -68,6 +69,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.BoolVar(&o.compression, "compression", true, "gzip/deflate catch-up responses when the client accepts it")
 	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
 	fs.Int64Var(&o.actorSoftLimit, "actor-soft-limit", 100_000, "stream actors kept in memory before idle ones passivate after one second instead of --actor-idle-timeout")
+	fs.Int64Var(&o.restingStateBytes, "resting-state-bytes", 256<<20, "memory for the state of passivated streams, so reactivating one skips storage (about 120 bytes per stream; 0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	var envErr error
@@ -93,6 +95,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("durations must be positive")
 	case o.maxChunkBytes <= 0, o.maxAppendBytes <= 0:
 		return nil, errors.New("byte limits must be positive")
+	case o.restingStateBytes < 0:
+		return nil, errors.New("--resting-state-bytes must not be negative")
 	case o.actorSoftLimit <= 0:
 		return nil, errors.New("--actor-soft-limit must be positive")
 	}
@@ -136,7 +140,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	// covers the error returns in between. A second Close is a no-op error.
 	defer store.Close()
 
-	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit, Logger: log})
+	resting := o.restingStateBytes
+	if resting == 0 {
+		resting = -1 // disabled; 0 means the default to actors.Config
+	}
+	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit,
+		RestingStateBytes: resting, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func defaults() options {
 		compression:          true,
 		actorIdleTimeout:     60 * time.Second,
 		actorSoftLimit:       100_000,
+		restingStateBytes:    256 << 20,
 		logLevel:             "info",
 	}
 }
@@ -47,14 +48,14 @@ func TestParseOptions(t *testing.T) {
 				"--long-poll-timeout", "5s", "--sse-reconnect-interval=90s", "--cursor-interval", "10s",
 				"--cursor-epoch", "2025-01-01T00:00:00Z", "--max-chunk-bytes", "4096",
 				"--max-append-bytes", "1024", "--compression=false", "--actor-idle-timeout", "2m",
-				"--actor-soft-limit", "5000", "--log-level", "debug",
+				"--actor-soft-limit", "5000", "--resting-state-bytes", "0", "--log-level", "debug",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
 				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 5*time.Second, 90*time.Second, 10*time.Second
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2025-01-01T00:00:00Z", 4096, 1024
 				o.compression, o.actorIdleTimeout, o.logLevel = false, 2*time.Minute, "debug"
-				o.actorSoftLimit = 5000
+				o.actorSoftLimit, o.restingStateBytes = 5000, 0
 			},
 		},
 		{
@@ -124,6 +125,7 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero idle timeout", args: []string{"--actor-idle-timeout", "0s"}},
 		{name: "zero chunk", args: []string{"--max-chunk-bytes", "0"}},
 		{name: "zero actor limit", args: []string{"--actor-soft-limit", "0"}},
+		{name: "negative resting state", args: []string{"--resting-state-bytes", "-1"}},
 		{name: "negative append", args: []string{"--max-append-bytes", "-5"}},
 		{name: "non-numeric bytes", args: []string{"--max-append-bytes", "1MB"}},
 		{name: "bad bool", args: []string{"--compression=maybe"}},
