@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,9 +47,8 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkWaitFanOut parks n waiters at the tail and wakes them all with
-// one append. Waiters are queued directly on the actor (as Streams.Wait
-// does) so that every one is registered before the append arrives.
+// BenchmarkWaitFanOut parks n long-poll waiters (Streams.Wait) at the tail
+// and wakes them all with one append.
 func BenchmarkWaitFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("waiters=%d", n), func(b *testing.B) {
@@ -58,22 +58,28 @@ func BenchmarkWaitFanOut(b *testing.B) {
 			h, _ := e.open("/s")
 			ctx := context.Background()
 			req := AppendRequest{ContentType: ctText, Records: recs("x")}
-			chans := make([]chan waitResult, n)
+			results := make(chan *Delta, n)
 			b.ReportAllocs()
 			for b.Loop() {
-				for i := range chans {
-					chans[i] = make(chan waitResult, 1)
-					if !h.send(e.s.root, &waitMsg{id: e.s.nextID.Add(1), from: tail, reply: chans[i]}) {
-						b.Fatal("stream actor retired")
-					}
+				for range n {
+					go func(from uint64) {
+						d, err := e.s.Wait(ctx, "/s", from, time.Minute)
+						if err != nil {
+							b.Error(err)
+						}
+						results <- d
+					}(tail)
+				}
+				for h.parked.Load() < int64(n) {
+					runtime.Gosched()
 				}
 				ar, err := e.s.Append(ctx, "/s", req)
 				if err != nil {
 					b.Fatal(err)
 				}
-				for _, ch := range chans {
-					if wr := <-ch; wr.err != nil || wr.delta.End != ar.NextOffset {
-						b.Fatalf("waiter: %+v", wr)
+				for range n {
+					if d := <-results; d == nil || d.End != ar.NextOffset {
+						b.Fatalf("waiter got %+v, want data up to %d", d, ar.NextOffset)
 					}
 				}
 				tail = ar.NextOffset

@@ -19,6 +19,9 @@
 //   - Catch-up reads never enter a mailbox: they read the Snapshot a stream
 //     actor publishes after each commit and then read Pebble directly,
 //     bounded by the snapshot's durable tail.
+//   - Long-polls never enter a mailbox either: they park on the handle's
+//     current wakeup, which the actor closes after each commit with the
+//     commit's shared Delta (the protocol is at Streams.Wait).
 //   - Live subscribers receive each committed Delta through a buffered
 //     channel with a non-blocking send; a subscriber that falls behind is
 //     dropped from the live set and catches up from Pebble, so a slow reader

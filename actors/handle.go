@@ -35,6 +35,48 @@ type Handle struct {
 	// renewSent (unix nanoseconds) is when a reader last asked the actor to
 	// persist a renewed TTL anchor; see Streams.Touch.
 	renewSent atomic.Int64
+
+	// Long-polls park on wake without entering the actor's mailbox; see
+	// Streams.Wait for the protocol. parked counts them (the actor does not
+	// passivate while any are parked) and waited is when one last parked
+	// (unix nanoseconds, wall clock), which counts as activity for idling.
+	wake   atomic.Pointer[wakeup]
+	parked atomic.Int64
+	waited atomic.Int64
+}
+
+// wakeup is one generation of long-poll waiters: the actor sets delta and
+// closes ch after the commit that ends it. A nil delta means the actor
+// retired: the waiters relocate the stream.
+type wakeup struct {
+	ch    chan struct{}
+	delta *Delta
+}
+
+// currentWakeup returns the generation a waiter parks on, creating it if
+// the last one was taken by the actor.
+func (h *Handle) currentWakeup() *wakeup {
+	for {
+		if w := h.wake.Load(); w != nil {
+			return w
+		}
+		w := &wakeup{ch: make(chan struct{})}
+		if h.wake.CompareAndSwap(nil, w) {
+			return w
+		}
+	}
+}
+
+// wakeWaiters ends the current generation of waiters with d (nil: relocate).
+// Called by the actor after publishing the snapshot d leads to.
+func (h *Handle) wakeWaiters(d *Delta) {
+	if h.parked.Load() == 0 {
+		return // a waiter arriving now sees the new snapshot
+	}
+	if w := h.wake.Swap(nil); w != nil {
+		w.delta = d
+		close(w.ch)
+	}
 }
 
 func newHandle() *Handle { return &Handle{ready: make(chan struct{})} }

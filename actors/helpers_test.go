@@ -236,8 +236,8 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // parkedIn counts goroutines blocked in a select whose innermost non-runtime
-// frame is fn. A goroutine parked in Streams.Wait's own select has already
-// sent its waitMsg, so a later append is queued behind it.
+// frame is fn. A goroutine parked in Streams.Wait's own select holds the
+// wakeup that the next commit closes.
 func parkedIn(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {

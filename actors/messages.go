@@ -21,18 +21,9 @@ type deleteMsg struct {
 	reply chan Result // nil for expiry-driven deletes
 }
 
-type waitMsg struct {
-	id    uint64
-	from  uint64
-	reply chan waitResult
-}
-
-type waitResult struct {
-	delta *Delta
-	err   error
-}
-
-type cancelWaitMsg struct{ id uint64 }
+// parkedMsg tells the actor of a TTL stream that a long-poll parked, so it
+// keeps the TTL alive while readers wait (see armReadersTick).
+type parkedMsg struct{}
 
 type subscribeMsg struct {
 	id    uint64
@@ -79,7 +70,6 @@ func reply[T any](ch chan T, v T) {
 func (m *createMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
 func (m *appendMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
 func (m *deleteMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
-func (m *waitMsg) retry()      { reply(m.reply, waitResult{err: errRetry}) }
 func (m *subscribeMsg) retry() { reply(m.reply, errRetry) }
 
 // A locate that reaches a stopped supervisor means streamd is shutting down.
@@ -90,8 +80,7 @@ func (m *locateMsg) retry() { reply(m.reply, nil) }
 func (*createMsg) IgnoreDeadLetterLogging()      {}
 func (*appendMsg) IgnoreDeadLetterLogging()      {}
 func (*deleteMsg) IgnoreDeadLetterLogging()      {}
-func (*waitMsg) IgnoreDeadLetterLogging()        {}
-func (*cancelWaitMsg) IgnoreDeadLetterLogging()  {}
+func (*parkedMsg) IgnoreDeadLetterLogging()      {}
 func (*subscribeMsg) IgnoreDeadLetterLogging()   {}
 func (*unsubscribeMsg) IgnoreDeadLetterLogging() {}
 func (*expireTick) IgnoreDeadLetterLogging()     {}

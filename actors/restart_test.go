@@ -246,8 +246,8 @@ func TestShutdownAnswersInFlightAppends(t *testing.T) {
 	eventually(t, opTimeout, "all appends to be sent", func() bool { return parkedIn("actors.call[") >= writers })
 	// A probe answered at once, queued behind the appends: once it is
 	// answered the actor has taken every append out of its mailbox.
-	probe := make(chan waitResult, 1)
-	if !h.send(e.s.root, &waitMsg{id: e.s.nextID.Add(1), from: 1 << 40, reply: probe}) {
+	probe := make(chan error, 1)
+	if !h.send(e.s.root, &subscribeMsg{id: e.s.nextID.Add(1), from: 1 << 40, ch: make(chan *Delta, 1), reply: probe}) {
 		t.Fatal("actor retired")
 	}
 	recv(t, probe, "probe")

@@ -73,8 +73,7 @@ type streamActor struct {
 	stopping bool
 
 	// Maps are allocated on first use: most actors of a node with many
-	// streams never see a producer, a waiter or a subscriber.
-	waiters  map[uint64]*waitMsg
+	// streams never see a producer or a subscriber.
 	subs     map[uint64]*subscribeMsg
 	ttlTimer *time.Timer
 	// Idle detection uses its own timer rather than protoactor's receive
@@ -179,8 +178,10 @@ func (a *streamActor) receive(c actor.Context) {
 		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
 			a.onReap(m.entry) // when busy, the next reaper pass comes back
 		}
-	case *cancelWaitMsg:
-		delete(a.waiters, m.id)
+	case *parkedMsg:
+		if !a.retired && a.failed == nil {
+			a.armReadersTick()
+		}
 	case *unsubscribeMsg:
 		if sub, ok := a.subs[m.id]; ok {
 			delete(a.subs, m.id)
@@ -221,8 +222,6 @@ func (a *streamActor) dispatchOrFail(m retrier) {
 
 func (a *streamActor) dispatch(m retrier) {
 	switch m := m.(type) {
-	case *waitMsg:
-		a.onWait(m)
 	case *subscribeMsg:
 		a.onSubscribe(m)
 	default:
@@ -240,8 +239,6 @@ func (a *streamActor) fail(m retrier) {
 		reply(m.reply, Result{Err: a.failed})
 	case *deleteMsg:
 		reply(m.reply, Result{Err: a.failed})
-	case *waitMsg:
-		reply(m.reply, waitResult{err: a.failed})
 	case *subscribeMsg:
 		reply(m.reply, a.failed)
 	}
@@ -723,10 +720,7 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 
 // notify hands a committed delta to every waiter and live subscriber.
 func (a *streamActor) notify(d *Delta) {
-	for id, w := range a.waiters {
-		reply(w.reply, waitResult{delta: d})
-		delete(a.waiters, id)
-	}
+	a.h.wakeWaiters(d)
 	for id, sub := range a.subs {
 		select {
 		case sub.ch <- d:
@@ -739,26 +733,6 @@ func (a *streamActor) notify(d *Delta) {
 			delete(a.subs, id)
 			close(sub.ch)
 		}
-	}
-}
-
-func (a *streamActor) onWait(m *waitMsg) {
-	snap := a.snap
-	switch {
-	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
-		reply(m.reply, waitResult{err: ErrNotFound})
-	case m.from < snap.Tail:
-		reply(m.reply, waitResult{err: ErrBehind})
-	case m.from > snap.Tail:
-		reply(m.reply, waitResult{err: ErrOffsetBeyondTail})
-	case snap.Closed:
-		reply(m.reply, waitResult{delta: &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}})
-	default:
-		if a.waiters == nil {
-			a.waiters = map[uint64]*waitMsg{}
-		}
-		a.waiters[m.id] = m
-		a.armReadersTick()
 	}
 }
 
@@ -826,7 +800,11 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 		return
 	}
 	idle := a.s.idleTimeout()
-	if rest := idle - time.Since(a.lastActive); rest > 0 {
+	last := a.lastActive
+	if w := a.h.waited.Load(); w > last.UnixNano() {
+		last = time.Unix(0, w) // long-polls park without messages
+	}
+	if rest := idle - time.Since(last); rest > 0 {
 		a.armIdle(rest)
 		return
 	}
@@ -839,7 +817,7 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 // maybePassivate retires an idle actor. It persists the sliding-TTL anchor
 // first so the stream's remaining lifetime survives passivation.
 func (a *streamActor) maybePassivate(c actor.Context) {
-	if a.retired || a.inflight || len(a.pending) > 0 || len(a.queued) > 0 || len(a.waiters) > 0 || len(a.subs) > 0 {
+	if a.retired || a.inflight || len(a.pending) > 0 || len(a.queued) > 0 || a.h.parked.Load() > 0 || len(a.subs) > 0 {
 		return
 	}
 	if !a.persistAccess() {
@@ -900,7 +878,7 @@ func (a *streamActor) armReadersTick() {
 // keepAliveForReaders renews the TTL if live readers remain, and keeps
 // doing so while they do.
 func (a *streamActor) keepAliveForReaders() {
-	if len(a.waiters) == 0 && len(a.subs) == 0 {
+	if a.h.parked.Load() == 0 && len(a.subs) == 0 {
 		return
 	}
 	a.h.Touch(a.s.cfg.Now())
@@ -964,10 +942,7 @@ func (a *streamActor) stop() {
 	if a.readersTimer != nil {
 		a.readersTimer.Stop()
 	}
-	for id, w := range a.waiters {
-		w.retry()
-		delete(a.waiters, id)
-	}
+	a.h.wakeWaiters(nil) // after forceRetire: parked waiters relocate
 	for id, sub := range a.subs {
 		close(sub.ch)
 		delete(a.subs, id)

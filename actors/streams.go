@@ -379,36 +379,98 @@ func (s *Streams) Open(ctx context.Context, path string) (*Handle, *Snapshot, er
 // returns ErrBehind when data at from is already durable (read it from
 // storage instead).
 //
+// Waiters never enter the actor's mailbox: at a fan-out of thousands of
+// long-polls, each re-poll would otherwise be a message, a map entry and a
+// channel send by the one actor goroutine. Instead a waiter parks on the
+// handle's current wakeup, which the actor closes after each commit with
+// the commit's shared Delta. No wakeup is missed:
+//
+//   - the waiter counts itself in parked, then takes the current wakeup,
+//     then checks retirement and the published snapshot;
+//   - the actor publishes the snapshot, then, if parked is non-zero, swaps
+//     the wakeup out and closes it (wakeWaiters); a stopping actor retires
+//     its handle first and then closes the wakeup with no delta.
+//
+// With sequentially consistent atomics, a waiter the actor did not count,
+// or that took the next wakeup, reads the new snapshot (or the retirement)
+// and does not park; any other holds the wakeup that gets closed. A waiter
+// may also take a wakeup just before the commit that brought the tail to
+// from closes it; that delta ends at from, and the waiter parks again.
+//
 // The timeout is a plain timer rather than a derived context: on a
 // many-reader wake-up every re-poll parks again, and context.WithTimeout
 // costs a context, a timer and a registration in the parent context.
 func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout time.Duration) (*Delta, error) {
-	id := s.nextID.Add(1)
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		h, err := s.locate(ctx, path)
 		if err != nil {
 			return nil, err
 		}
-		ch := make(chan waitResult, 1)
-		if !h.send(s.root, &waitMsg{id: id, from: from, reply: ch}) {
-			continue
-		}
-		select {
-		case r := <-ch:
-			if r.err == errRetry {
+		h.parked.Add(1)
+		w := h.currentWakeup()
+		d, err, park := s.checkWait(h, from)
+		if !park {
+			h.parked.Add(-1)
+			if err == errRetry {
 				continue
 			}
-			return r.delta, r.err
+			return d, err
+		}
+		h.waited.Store(time.Now().UnixNano())
+		if snap := h.Snapshot(); snap.Expiry.HasTTL {
+			h.send(s.root, &parkedMsg{})
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+		}
+		select {
+		case <-w.ch:
+			h.parked.Add(-1)
+			d := w.delta
+			switch {
+			case d == nil:
+				continue // the actor retired
+			case !d.Deleted && !d.Closed && d.End <= from:
+				// The generation taken ended with the commit that reached
+				// from (taken just before the actor swapped it out): the
+				// waiter is still at the tail; park on the next one.
+				continue
+			}
+			return d, nil
 		case <-timer.C:
-			h.send(s.root, &cancelWaitMsg{id: id})
+			h.parked.Add(-1)
 			return nil, ErrWaitTimeout
 		case <-ctx.Done():
-			h.send(s.root, &cancelWaitMsg{id: id})
+			h.parked.Add(-1)
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// checkWait decides, from the published snapshot, whether a waiter at from
+// parks (park) or is answered now (d, err).
+func (s *Streams) checkWait(h *Handle, from uint64) (d *Delta, err error, park bool) {
+	if h.retired() {
+		return nil, errRetry, false
+	}
+	snap := h.Snapshot()
+	switch {
+	case !snap.Exists || h.Expired(snap, s.cfg.Now()):
+		return nil, ErrNotFound, false
+	case from < snap.Tail:
+		return nil, ErrBehind, false
+	case from > snap.Tail:
+		return nil, ErrOffsetBeyondTail, false
+	case snap.Closed:
+		return &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}, nil, false
+	}
+	return nil, nil, true
 }
 
 // Subscription is a live SSE subscriber. C receives every committed Delta
