@@ -52,10 +52,10 @@ func BenchmarkAppendParallel(b *testing.B) {
 func BenchmarkWaitFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("waiters=%d", n), func(b *testing.B) {
-			e := newEnv(b)
+			var parked atomic.Int64
+			e := newEnv(b, func(c *Config) { c.onPark = func() { parked.Add(1) } })
 			r := e.createText("/s")
 			tail := r.NextOffset
-			h, _ := e.open("/s")
 			ctx := context.Background()
 			req := AppendRequest{ContentType: ctText, Records: recs("x")}
 			results := make(chan *Delta, n)
@@ -70,9 +70,10 @@ func BenchmarkWaitFanOut(b *testing.B) {
 						results <- d
 					}(tail)
 				}
-				for h.parked.Load() < int64(n) {
+				for parked.Load() < int64(n) {
 					runtime.Gosched()
 				}
+				parked.Store(0)
 				ar, err := e.s.Append(ctx, "/s", req)
 				if err != nil {
 					b.Fatal(err)

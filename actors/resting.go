@@ -61,8 +61,9 @@ type restingState struct {
 // about 2^-128 per pair, which an outside party cannot raise without the
 // seeds. Keys rather than the paths themselves keep the index free of
 // pointers, so a million entries add nothing to the garbage collector's
-// marking (with path strings as keys they cost ~20 % of the server's CPU in
-// GC at a million streams) and no per-entry allocation.
+// marking and need no allocation each (with path strings as keys, a run at
+// a million streams peaked at 1,052 MiB RSS against 931 MiB, and appended
+// 6 % slower).
 type restingKey [2]uint64
 
 // restingStates holds the state of passivated streams, bounded by bytes.

@@ -42,6 +42,9 @@ type Config struct {
 	// beforeDispatch, if set, sees every request a stream actor handles;
 	// tests use it to make an actor fail.
 	beforeDispatch func(m any)
+	// onPark, if set, is called by Wait just before a waiter blocks;
+	// benchmarks use it to append only once every waiter is parked.
+	onPark func()
 }
 
 // Streams is the entry point to the stream actors: it owns the actor system
@@ -428,6 +431,9 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 		}
 		if timer == nil {
 			timer = time.NewTimer(timeout)
+		}
+		if s.cfg.onPark != nil {
+			s.cfg.onPark()
 		}
 		select {
 		case <-w.ch:
