@@ -34,9 +34,10 @@ import (
 // a million entries took 118 bytes each).
 const restingEntryBytes = 120
 
-// maxRestingContentTypes bounds the interned content type table; streams
-// with further content types are not kept.
-const maxRestingContentTypes = 1 << 16
+// maxRestingContentTypes bounds the interned content type table (it is
+// never pruned, and clients choose content types); streams with further
+// content types are not kept.
+const maxRestingContentTypes = 4096
 
 const (
 	restExists uint8 = 1 << iota
