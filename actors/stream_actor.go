@@ -94,7 +94,8 @@ type streamActor struct {
 	// hands its state to the next incarnation (handover).
 	passivated bool
 	// rest is the state handed over by the previous incarnation, used
-	// instead of Store.Load by the first load only.
+	// instead of Store.Load by the first load only; handover is what this
+	// one leaves for the next (set by stop after a clean passivation).
 	rest     *restHandover
 	handover *restHandover
 }

@@ -417,8 +417,8 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 		}
 		h.parked.Add(1)
 		w := h.currentWakeup()
-		d, err, park := s.checkWait(h, from)
-		if !park {
+		snap, d, err := s.checkWait(h, from)
+		if snap == nil {
 			h.parked.Add(-1)
 			if err == errRetry {
 				continue
@@ -426,7 +426,7 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 			return d, err
 		}
 		h.waited.Store(time.Now().UnixNano())
-		if snap := h.Snapshot(); snap.Expiry.HasTTL {
+		if snap.Expiry.HasTTL {
 			h.send(s.root, &parkedMsg{})
 		}
 		if timer == nil {
@@ -460,23 +460,23 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 }
 
 // checkWait decides, from the published snapshot, whether a waiter at from
-// parks (park) or is answered now (d, err).
-func (s *Streams) checkWait(h *Handle, from uint64) (d *Delta, err error, park bool) {
+// parks (it returns the snapshot) or is answered now (nil and d or err).
+func (s *Streams) checkWait(h *Handle, from uint64) (*Snapshot, *Delta, error) {
 	if h.retired() {
-		return nil, errRetry, false
+		return nil, nil, errRetry
 	}
 	snap := h.Snapshot()
 	switch {
 	case !snap.Exists || h.Expired(snap, s.cfg.Now()):
-		return nil, ErrNotFound, false
+		return nil, nil, ErrNotFound
 	case from < snap.Tail:
-		return nil, ErrBehind, false
+		return nil, nil, ErrBehind
 	case from > snap.Tail:
-		return nil, ErrOffsetBeyondTail, false
+		return nil, nil, ErrOffsetBeyondTail
 	case snap.Closed:
-		return &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}, nil, false
+		return nil, &Delta{Start: snap.Tail, End: snap.Tail, Closed: true, JSON: snap.JSON}, nil
 	}
-	return nil, nil, true
+	return snap, nil, nil
 }
 
 // Subscription is a live SSE subscriber. C receives every committed Delta
