@@ -187,7 +187,7 @@ func Open(opts Options) (*Store, error) {
 
 // Syncs returns the file syncs issued since Open.
 func (s *Store) Syncs() SyncStats {
-	return SyncStats{WAL: s.syncs.wal.Load(), All: s.syncs.all.Load()}
+	return SyncStats{WAL: s.syncs.wal.Load(), All: s.syncs.all.Load(), WALTime: time.Duration(s.syncs.walNanos.Load())}
 }
 
 // Close flushes nothing (every acknowledged write is already synced) and

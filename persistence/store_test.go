@@ -1016,6 +1016,9 @@ func TestSyncsCountWALSyncs(t *testing.T) {
 		if after.All < after.WAL {
 			t.Errorf("All syncs %d < WAL syncs %d", after.All, after.WAL)
 		}
+		if after.WALTime <= before.WALTime {
+			t.Errorf("time in WAL syncs did not grow over %d syncs: %v -> %v", after.WAL-before.WAL, before.WALTime, after.WALTime)
+		}
 	})
 }
 

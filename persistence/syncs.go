@@ -3,6 +3,7 @@ package persistence
 import (
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -13,9 +14,15 @@ import (
 type SyncStats struct {
 	WAL uint64 // syncs of write-ahead log files
 	All uint64 // every file and directory sync, WAL included
+	// WALTime is the time spent in WAL syncs; WALTime / WAL is the average
+	// sync latency every acknowledged write waits for at least once.
+	WALTime time.Duration
 }
 
-type syncCounters struct{ wal, all atomic.Uint64 }
+type syncCounters struct {
+	wal, all atomic.Uint64
+	walNanos atomic.Int64
+}
 
 // syncCountingFS wraps a vfs.FS to count syncs; everything else passes
 // through untouched.
@@ -59,24 +66,26 @@ type syncCountingFile struct {
 	wal bool
 }
 
-func (f *syncCountingFile) count() {
+// count records one sync that started at t0.
+func (f *syncCountingFile) count(t0 time.Time) {
 	f.c.all.Add(1)
 	if f.wal {
 		f.c.wal.Add(1)
+		f.c.walNanos.Add(int64(time.Since(t0)))
 	}
 }
 
 func (f *syncCountingFile) Sync() error {
-	f.count()
+	defer f.count(time.Now())
 	return f.File.Sync()
 }
 
 func (f *syncCountingFile) SyncData() error {
-	f.count()
+	defer f.count(time.Now())
 	return f.File.SyncData()
 }
 
 func (f *syncCountingFile) SyncTo(length int64) (bool, error) {
-	f.count()
+	defer f.count(time.Now())
 	return f.File.SyncTo(length)
 }

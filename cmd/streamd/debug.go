@@ -33,7 +33,7 @@ func startDebugServer(addr string, store *persistence.Store, streams *actors.Str
 	mux.HandleFunc("/debug/streamd/syncs", func(w http.ResponseWriter, _ *http.Request) {
 		st := store.Syncs()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]uint64{"wal_syncs": st.WAL, "all_syncs": st.All})
+		_ = json.NewEncoder(w).Encode(map[string]any{"wal_syncs": st.WAL, "all_syncs": st.All, "wal_sync_seconds": st.WALTime.Seconds()})
 	})
 	mux.HandleFunc("/debug/streamd/actors", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
