@@ -247,9 +247,46 @@ func TestPassivationStress(t *testing.T) {
 			}
 		})
 	}
+	// One long-poll waiter per stream, pausing between polls so actors can
+	// still passivate: a waiter parked when its actor retires must be
+	// relocated to the next incarnation, and every delta it gets must start
+	// where it waits.
+	var wakes atomic.Int64
+	for s := range streams {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(s), 11))
+			var from uint64
+			for time.Now().Before(deadline) && !failed.Load() {
+				time.Sleep(time.Duration(rng.Int64N(int64(2 * idle))))
+				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				d, err := e.s.Wait(ctx, paths[s], from, 3*idle)
+				cancel()
+				switch {
+				case errors.Is(err, ErrWaitTimeout):
+				case errors.Is(err, ErrBehind):
+					_, snap := e.open(paths[s])
+					if snap.Tail < from {
+						errorf("waiter %d: tail went back from %d to %d", s, from, snap.Tail)
+					}
+					from = snap.Tail
+				case err != nil:
+					errorf("waiter %d: Wait at %d: %v", s, from, err)
+				case d.Deleted || d.Start != from || d.End <= from:
+					errorf("waiter %d at %d woken with delta %+v", s, from, d)
+				default:
+					wakes.Add(1)
+					from = d.End
+				}
+				ops.Add(1)
+			}
+		})
+	}
 	wg.Wait()
 	if failed.Load() {
 		return
+	}
+	if wakes.Load() == 0 {
+		t.Fatal("no long-poll waiter was ever woken: the test did not exercise waits")
 	}
 	incarnations := 0
 	for s := range streams {
@@ -257,7 +294,7 @@ func TestPassivationStress(t *testing.T) {
 		checkAcksMatchStream(t, data, acks[s].all)
 		handles[s].Range(func(any, any) bool { incarnations++; return true })
 	}
-	t.Logf("%d operations, %d incarnations observed by Open", ops.Load(), incarnations)
+	t.Logf("%d operations, %d incarnations observed by Open, %d long-poll wakes", ops.Load(), incarnations, wakes.Load())
 	if incarnations <= streams {
 		t.Fatalf("only %d incarnations for %d streams: the test did not exercise passivation", incarnations, streams)
 	}

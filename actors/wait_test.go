@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -313,5 +314,32 @@ func TestWaitersFollowAppendsExactly(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestWaiterFollowsStreamAcrossIncarnations: a long-poll parked when its
+// stream's actor retires (here: fails) is moved to the next incarnation and
+// woken by the next append there, not left on the dead one until its own
+// timeout.
+func TestWaiterFollowsStreamAcrossIncarnations(t *testing.T) {
+	var armed atomic.Bool
+	e := newEnv(t, func(c *Config) {
+		c.beforeDispatch = func(m any) {
+			if _, ok := m.(*appendMsg); ok && armed.CompareAndSwap(true, false) {
+				panic("injected failure")
+			}
+		}
+	})
+	e.createText("/s", "a")
+	w := e.waitAsync(opCtx(t), "/s", 1) // Wait's own timeout is a minute
+	waitersParked(t, 1)
+	armed.Store(true)
+	if _, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("x")}); !errors.Is(err, errActorFailed) {
+		t.Fatalf("Append during the failure = %v, want errActorFailed", err)
+	}
+	r := e.appendText("/s", "b")
+	got := recv(t, w, "the waiter after the actor failed")
+	if got.err != nil || got.d.Start != 1 || got.d.End != r.NextOffset || string(got.d.Body()) != "b" {
+		t.Fatalf("waiter got %+v (%v), want [1, %d) %q", got.d, got.err, r.NextOffset, "b")
 	}
 }
