@@ -703,15 +703,24 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 			records = append(records, op.records...)
 		}
 	}
+	var delta *Delta
+	if structural {
+		// Waiters belonged to the previous incarnation of the path.
+		delta = &Delta{Deleted: true}
+	} else if d.snap.Tail > prev.Tail || (d.snap.Closed && !prev.Closed) {
+		delta = &Delta{Start: prev.Tail, End: d.snap.Tail, Records: records, Closed: d.snap.Closed, JSON: d.snap.JSON}
+	}
+	// Long-polls are woken before the writers are answered, so that a
+	// writer's next long-poll parks on the next wakeup, not this one.
+	if delta != nil {
+		a.h.wakeWaiters(delta)
+	}
 	for _, op := range d.ops {
 		op.res.Snapshot = d.snap
 		reply(op.reply, op.res)
 	}
-	if structural {
-		// Waiters belonged to the previous incarnation of the path.
-		a.notify(&Delta{Deleted: true})
-	} else if d.snap.Tail > prev.Tail || (d.snap.Closed && !prev.Closed) {
-		a.notify(&Delta{Start: prev.Tail, End: d.snap.Tail, Records: records, Closed: d.snap.Closed, JSON: d.snap.JSON})
+	if delta != nil {
+		a.notifySubscribers(delta)
 	}
 	a.barrierActive = false
 	a.flush()
@@ -719,9 +728,8 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	a.armTTL()
 }
 
-// notify hands a committed delta to every waiter and live subscriber.
-func (a *streamActor) notify(d *Delta) {
-	a.h.wakeWaiters(d)
+// notifySubscribers hands a committed delta to every live subscriber.
+func (a *streamActor) notifySubscribers(d *Delta) {
 	for id, sub := range a.subs {
 		select {
 		case sub.ch <- d:

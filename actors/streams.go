@@ -398,7 +398,10 @@ func (s *Streams) Open(ctx context.Context, path string) (*Handle, *Snapshot, er
 // or that took the next wakeup, reads the new snapshot (or the retirement)
 // and does not park; any other holds the wakeup that gets closed. A waiter
 // may also take a wakeup just before the commit that brought the tail to
-// from closes it; that delta ends at from, and the waiter parks again.
+// from (or created the incarnation it checked) closes it; that delta ends
+// at from (or is a deletion of an older incarnation), and the waiter parks
+// again. The actor wakes waiters before it answers the writers, so a
+// writer's own next long-poll never takes the wakeup of its write.
 //
 // The timeout is a plain timer rather than a derived context: on a
 // many-reader wake-up every re-poll parks again, and context.WithTimeout
@@ -442,7 +445,14 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 			switch {
 			case d == nil:
 				continue // the actor retired
-			case !d.Deleted && !d.Closed && d.End <= from:
+			case d.Deleted:
+				if cur := h.Snapshot(); cur.Exists && cur.ID == snap.ID {
+					// The generation taken ended with the create of the
+					// incarnation this waiter checked against, not with
+					// its deletion: park on the next one.
+					continue
+				}
+			case !d.Closed && d.End <= from:
 				// The generation taken ended with the commit that reached
 				// from (taken just before the actor swapped it out): the
 				// waiter is still at the tail; park on the next one.

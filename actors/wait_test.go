@@ -343,3 +343,32 @@ func TestWaiterFollowsStreamAcrossIncarnations(t *testing.T) {
 		t.Fatalf("waiter got %+v (%v), want [1, %d) %q", got.d, got.err, r.NextOffset, "b")
 	}
 }
+
+// TestWaitRightAfterCreate: a long-poll sent as soon as a create is
+// answered parks on the new stream; it is not woken by the create's own
+// commit (which ends the previous incarnation's waiters) and told the
+// stream was deleted. Many creates race their waits to hit the window.
+func TestWaitRightAfterCreate(t *testing.T) {
+	const goroutines, each = 16, 25
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				path := fmt.Sprintf("/c/%d/%d", g, i)
+				e.createText(path)
+				d, err := e.s.Wait(opCtx(t), path, 0, 10*time.Millisecond)
+				if !errors.Is(err, ErrWaitTimeout) {
+					errs <- fmt.Errorf("Wait right after creating %s = %+v, %v; want a timeout", path, d, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
