@@ -409,14 +409,7 @@ func waitPersistedAccess(t *testing.T, e *env, path string, want time.Time) {
 // actor panics gets an error at once (not silence), and the next request
 // is served by a fresh incarnation that reloaded the stream.
 func TestActorFailureAnswersAndRecovers(t *testing.T) {
-	var armed atomic.Bool
-	e := newEnv(t, func(c *Config) {
-		c.beforeDispatch = func(m any) {
-			if _, ok := m.(*appendMsg); ok && armed.CompareAndSwap(true, false) {
-				panic("injected failure")
-			}
-		}
-	})
+	e, armed := newEnvFailingOnce(t)
 	e.createText("/s")
 	e.appendText("/s", "a")
 	armed.Store(true)
@@ -430,6 +423,21 @@ func TestActorFailureAnswersAndRecovers(t *testing.T) {
 	if b, _ := e.readAll("/s"); string(b) != "ac" {
 		t.Fatalf("stream holds %q, want %q", b, "ac")
 	}
+}
+
+// newEnvFailingOnce starts an env whose stream actor panics on the first
+// append it handles after armed is set.
+func newEnvFailingOnce(t *testing.T) (*env, *atomic.Bool) {
+	t.Helper()
+	armed := new(atomic.Bool)
+	e := newEnv(t, func(c *Config) {
+		c.beforeDispatch = func(m any) {
+			if _, ok := m.(*appendMsg); ok && armed.CompareAndSwap(true, false) {
+				panic("injected failure")
+			}
+		}
+	})
+	return e, armed
 }
 
 // TestActorFailureRetriesQueuedRequests: requests already queued in the

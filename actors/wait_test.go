@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -322,14 +321,7 @@ func TestWaitersFollowAppendsExactly(t *testing.T) {
 // woken by the next append there, not left on the dead one until its own
 // timeout.
 func TestWaiterFollowsStreamAcrossIncarnations(t *testing.T) {
-	var armed atomic.Bool
-	e := newEnv(t, func(c *Config) {
-		c.beforeDispatch = func(m any) {
-			if _, ok := m.(*appendMsg); ok && armed.CompareAndSwap(true, false) {
-				panic("injected failure")
-			}
-		}
-	})
+	e, armed := newEnvFailingOnce(t)
 	e.createText("/s", "a")
 	w := e.waitAsync(opCtx(t), "/s", 1) // Wait's own timeout is a minute
 	waitersParked(t, 1)
