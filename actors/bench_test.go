@@ -165,7 +165,7 @@ func BenchmarkAppendManyStreams(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64(e.s.LiveActors()), "live-actors")
+			b.ReportMetric(float64(e.s.Stats().Live), "live-actors")
 		})
 	}
 }

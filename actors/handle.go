@@ -43,6 +43,10 @@ type Handle struct {
 	wake   atomic.Pointer[wakeup]
 	parked atomic.Int64
 	waited atomic.Int64
+	// readersArmed is set while the actor renews a sliding TTL for parked
+	// readers (or a long-poll has asked it to), so that only the first
+	// long-poll on a TTL stream sends the actor a parkedMsg, not every one.
+	readersArmed atomic.Bool
 }
 
 // wakeup is one generation of long-poll waiters: the actor sets delta and

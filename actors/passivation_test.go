@@ -320,15 +320,15 @@ func TestActorSoftLimit(t *testing.T) {
 			for i := range 10 {
 				e.createText(fmt.Sprintf("/s%d", i))
 			}
-			if got := e.s.LiveActors(); got != 10 {
+			if got := e.s.Stats().Live; got != 10 {
 				t.Fatalf("live actors after creating 10 streams: %d", got)
 			}
 			deadline := time.Now().Add(5 * time.Second)
-			for e.s.LiveActors() > tc.wantAtMost && time.Now().Before(deadline) {
+			for e.s.Stats().Live > tc.wantAtMost && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			time.Sleep(1500 * time.Millisecond) // nothing more goes
-			if got := e.s.LiveActors(); got > tc.wantAtMost || got < 3 {
+			if got := e.s.Stats().Live; got > tc.wantAtMost || got < 3 {
 				t.Fatalf("live actors = %d, want 3..%d", got, tc.wantAtMost)
 			}
 			for i := range 10 { // passivated streams answer as before

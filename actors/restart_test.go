@@ -111,9 +111,17 @@ func TestRestartKeepsSlidingTTLAnchor(t *testing.T) {
 	clk.Advance(6 * time.Second)
 	e.appendText("/s", "a") // a write at t=6s persists the access time
 	e.restart()
+	expectAnchoredAt6s(t, e, clk, "a write")
+}
+
+// expectAnchoredAt6s checks that the 10 s sliding TTL of /s counts from
+// t=6s (the clock reads t=6s): the stream is alive at t=12s and gone at
+// t=17s.
+func expectAnchoredAt6s(t *testing.T, e *env, clk *fakeClock, what string) {
+	t.Helper()
 	clk.Advance(6 * time.Second) // t=12s: alive only if the anchor survived
 	if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
-		t.Fatalf("Open at t=12s after a write at t=6s: %v", err)
+		t.Fatalf("Open at t=12s after %s at t=6s: %v", what, err)
 	}
 	clk.Advance(5 * time.Second) // t=17s
 	if _, _, err := e.s.Open(opCtx(t), "/s"); !errors.Is(err, ErrNotFound) {
@@ -355,14 +363,7 @@ func TestReadRenewalSurvivesRestart(t *testing.T) {
 			} else {
 				e.restart()
 			}
-			clk.Advance(6 * time.Second) // t=12s: alive only if the renewal survived
-			if _, _, err := e.s.Open(opCtx(t), "/s"); err != nil {
-				t.Fatalf("Open at t=12s after a read at t=6s: %v", err)
-			}
-			clk.Advance(5 * time.Second) // t=17s
-			if _, _, err := e.s.Open(opCtx(t), "/s"); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Open at t=17s: %v, want ErrNotFound", err)
-			}
+			expectAnchoredAt6s(t, e, clk, "a read")
 		})
 	}
 }

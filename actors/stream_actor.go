@@ -127,6 +127,10 @@ func (a *streamActor) crash(c actor.Context, r any) {
 	if a.failed == nil {
 		a.failed = fmt.Errorf("%w: %v", errActorFailed, r)
 	}
+	if m, ok := c.Message().(retrier); ok {
+		// The request that hit the bug would otherwise wait forever.
+		a.fail(m)
+	}
 	if !a.loaded {
 		a.loaded = true
 		a.h.loadErr = a.failed
@@ -165,6 +169,9 @@ func (a *streamActor) receive(c actor.Context) {
 		}
 	case *readersTick:
 		a.readersTimer = nil
+		// Cleared before keepAliveForReaders reads parked: a long-poll
+		// parking from now on asks for the renewal again (Streams.Wait).
+		a.h.readersArmed.Store(false)
 		if !a.retired && a.failed == nil {
 			a.keepAliveForReaders()
 		}
@@ -196,30 +203,16 @@ func (a *streamActor) receive(c actor.Context) {
 		case a.failed != nil:
 			a.fail(m)
 		default:
-			a.dispatchOrFail(m)
+			if hook := a.s.cfg.beforeDispatch; hook != nil {
+				hook(m)
+			}
+			a.dispatch(m)
 		}
 	}
 }
 
 // errActorFailed answers the request during which a stream actor panicked.
 var errActorFailed = errors.New("stream actor failed")
-
-// dispatchOrFail dispatches m; if that panics, m is answered with an error
-// before the panic goes on to crash. Without this, the request that hit
-// the bug would wait for an answer forever.
-func (a *streamActor) dispatchOrFail(m retrier) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.failed = fmt.Errorf("%w: %v", errActorFailed, r)
-			a.fail(m)
-			panic(r)
-		}
-	}()
-	if hook := a.s.cfg.beforeDispatch; hook != nil {
-		hook(m)
-	}
-	a.dispatch(m)
-}
 
 func (a *streamActor) dispatch(m retrier) {
 	switch m := m.(type) {
@@ -882,6 +875,7 @@ func (a *streamActor) armReadersTick() {
 	}
 	root, self := a.s.root, a.self
 	a.readersTimer = time.AfterFunc(max(a.meta.TTL/2, 100*time.Millisecond), func() { root.Send(self, &readersTick{}) })
+	a.h.readersArmed.Store(true)
 }
 
 // keepAliveForReaders renews the TTL if live readers remain, and keeps

@@ -225,10 +225,6 @@ func (s *Streams) idleTimeout() time.Duration {
 	return s.cfg.IdleTimeout
 }
 
-// LiveActors returns how many stream actors are in memory (spawned and not
-// yet terminated); passivated streams are not counted.
-func (s *Streams) LiveActors() int64 { return s.live.Load() }
-
 // ActorStats counts stream actor activity since Start.
 type ActorStats struct {
 	// Live is the number of stream actors in memory.
@@ -429,7 +425,7 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 			return d, err
 		}
 		h.waited.Store(time.Now().UnixNano())
-		if snap.Expiry.HasTTL {
+		if snap.Expiry.HasTTL && !h.readersArmed.Load() && h.readersArmed.CompareAndSwap(false, true) {
 			h.send(s.root, &parkedMsg{})
 		}
 		if timer == nil {
