@@ -23,6 +23,9 @@
 #   read-256mib      catch-up read of a 256 MiB stream written in 1 MiB appends, 3 times
 #   longpoll-10k     10,000 long-poll readers x 5 rounds of one 256-byte append
 #   longpoll-50k     50,000 readers from 4 loopback source IPs; streamd and ceiling only
+#                    (as many as ulimit -n allows: each reader holds a connection)
+#   longpoll-50k-h2c the same 50,000 readers over HTTP/2 without TLS, 256 to a
+#                    connection; streamd and ceiling only
 #   sse-1k sse-200   SSE subscribers to a stream appended 50 times/s with 256 bytes
 #   streams-10k      create 10,000 streams, 16 at a time
 #   manystreams-1m   streamd only: create 1,000,000 streams (256-byte first body),
@@ -309,6 +312,12 @@ define_cases() {
 			"longpoll: $(fmt_int "$n") readers x $lp_rounds rounds, 256 B, $lp_source_ips source IPs" \
 			-readers "$n" -rounds "$lp_rounds" -bytes 256 -source-ips "$lp_source_ips" -settle "$lp_settle"
 	fi
+	# Over HTTP/2 the readers share connections, so ulimit -n does not cap them.
+	n=$lp_big_readers
+	((!smoke)) || n=$lp_readers
+	add_case "longpoll-$(short_count "$n")-h2c" longpoll "streamd ceiling" \
+		"longpoll: $(fmt_int "$n") HTTP/2 (h2c) readers x $lp_rounds rounds, 256 B, 256 readers per connection" \
+		-readers "$n" -rounds "$lp_rounds" -bytes 256 -settle "$lp_settle" -h2c
 	local subs
 	for subs in "${sse_subs[@]}"; do
 		readers_for "$subs"

@@ -311,7 +311,13 @@ func serveCeiling(addr string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newCeiling(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newCeiling(), ReadHeaderTimeout: 10 * time.Second,
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000}} // as streamd's default
+	// Prior-knowledge HTTP/2 beside HTTP/1.1, as streamd serves by default,
+	// for the longpoll scenario's -h2c readers.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)

@@ -121,7 +121,11 @@ func testScenarios(t *testing.T, c *ceiling) {
 	oldSSE, oldLP := ceilSSEInterval, ceilLongPoll
 	ceilSSEInterval = 300 * time.Millisecond // make SSE subscribers reconnect during the run
 	defer func() { ceilSSEInterval, ceilLongPoll = oldSSE, oldLP }()
-	srv := httptest.NewServer(c)
+	srv := httptest.NewUnstartedServer(c)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
 	defer srv.Close()
 	pid := strconv.Itoa(os.Getpid())
 	common := []string{"-url", srv.URL, "-label", "test", "-timeout", "60s"}
@@ -154,6 +158,12 @@ func testScenarios(t *testing.T, c *ceiling) {
 	t.Run("longpoll", func(t *testing.T) {
 		res := runJSON(t, append([]string{"longpoll", "-readers", "20", "-rounds", "3", "-bytes", "100", "-settle", "50ms", "-source-ips", "2", "-server-pid", pid}, common...)...)
 		if res["extra"].(map[string]any)["delivered"] != 60.0 {
+			t.Errorf("%v", res)
+		}
+	})
+	t.Run("longpoll over h2c", func(t *testing.T) {
+		res := runJSON(t, append([]string{"longpoll", "-readers", "300", "-rounds", "2", "-bytes", "100", "-settle", "50ms", "-h2c"}, common...)...)
+		if res["extra"].(map[string]any)["delivered"] != 600.0 || res["missing"] != 0.0 {
 			t.Errorf("%v", res)
 		}
 	})

@@ -19,14 +19,16 @@ import (
 type longpollParams struct {
 	readers, rounds, bytes, sourceIPs int
 	settle                            time.Duration
+	h2c                               bool
 }
 
 func (p *longpollParams) register(fs *flag.FlagSet) {
-	fs.IntVar(&p.readers, "readers", 10000, "concurrent long-poll readers, one connection each")
+	fs.IntVar(&p.readers, "readers", 10000, "concurrent long-poll readers, one connection each (see -h2c)")
 	fs.IntVar(&p.rounds, "rounds", 5, "appends, each delivered to every reader")
 	fs.IntVar(&p.bytes, "bytes", 256, "bytes per appended message")
 	fs.IntVar(&p.sourceIPs, "source-ips", 1, "spread connections over source addresses 127.0.0.1..127.0.0.K")
 	fs.DurationVar(&p.settle, "settle", 2*time.Second, "wait after all readers are in flight, before each append")
+	fs.BoolVar(&p.h2c, "h2c", false, "readers speak HTTP/2 without TLS (prior knowledge): each group of 256 shares one connection instead of holding one each")
 }
 
 func (p *longpollParams) validate() error {
@@ -39,7 +41,12 @@ func (p *longpollParams) validate() error {
 	return nil
 }
 
-func (p *longpollParams) fds() int { return p.readers + 64 }
+func (p *longpollParams) fds() int {
+	if p.h2c {
+		return p.readers/readersPerTransport + 64
+	}
+	return p.readers + 64
+}
 
 const (
 	readersPerTransport = 256
@@ -54,7 +61,7 @@ type readerPool struct {
 	clients []*http.Client
 }
 
-func newReaderPool(readers, sourceIPs int) *readerPool {
+func newReaderPool(readers, sourceIPs int, h2c bool) *readerPool {
 	sem := make(chan struct{}, maxConcurrentDials)
 	groups := (readers + readersPerTransport - 1) / readersPerTransport
 	p := &readerPool{}
@@ -65,7 +72,15 @@ func newReaderPool(readers, sourceIPs int) *readerPool {
 			// kernel picks 127.0.0.1 and may reuse TIME_WAIT ports.
 			ip = net.IPv4(127, 0, 0, byte(g%sourceIPs+1))
 		}
-		p.clients = append(p.clients, newClient(newTransport(readersPerTransport, ip, sem)))
+		tr := newTransport(readersPerTransport, ip, sem)
+		if h2c {
+			// One connection per group, as long as the server allows
+			// readersPerTransport concurrent streams on it (streamd and the
+			// ceiling allow 1,000); beyond that the transport dials more.
+			tr.Protocols = new(http.Protocols)
+			tr.Protocols.SetUnencryptedHTTP2(true)
+		}
+		p.clients = append(p.clients, newClient(tr))
 	}
 	return p
 }
@@ -149,7 +164,7 @@ func (p *longpollParams) run(ctx context.Context, e *env) (*result, error) {
 	errs := &errorLog{log: e.log}
 	var polls, timeouts atomic.Int64
 	var flight inFlight
-	pool := newReaderPool(n, p.sourceIPs)
+	pool := newReaderPool(n, p.sourceIPs, p.h2c)
 	defer pool.close()
 
 	// reader i long-polls from the tail until it has seen every round. It
@@ -237,7 +252,11 @@ func (p *longpollParams) run(ctx context.Context, e *env) (*result, error) {
 	rctx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 	var wg sync.WaitGroup
-	e.logf("longpoll: opening %d readers (%d source addresses)", n, p.sourceIPs)
+	proto := "HTTP/1.1"
+	if p.h2c {
+		proto = "HTTP/2 (h2c)"
+	}
+	e.logf("longpoll: opening %d %s readers (%d source addresses)", n, proto, p.sourceIPs)
 	var active atomic.Int64 // readers still running: one that gave up is not waited for
 	active.Store(int64(n))
 	for i := range n {

@@ -142,7 +142,7 @@ func (p *sseParams) run(ctx context.Context, e *env) (*result, error) {
 	}
 	errs := &errorLog{log: e.log}
 	var connected, connects atomic.Int64
-	pool := newReaderPool(n, 1)
+	pool := newReaderPool(n, 1, false)
 	defer pool.close()
 
 	// subscribe follows the stream over SSE, reconnecting from the last

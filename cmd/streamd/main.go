@@ -48,6 +48,8 @@ type options struct {
 	actorIdleTimeout     time.Duration
 	actorSoftLimit       int64
 	restingStateBytes    int64
+	h2c                  bool
+	http2MaxStreams      int
 	logLevel             string
 	debugAddr            string
 }
@@ -70,6 +72,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
 	fs.Int64Var(&o.actorSoftLimit, "actor-soft-limit", 100_000, "stream actors kept in memory before idle ones passivate after one second instead of --actor-idle-timeout")
 	fs.Int64Var(&o.restingStateBytes, "resting-state-bytes", 256<<20, "memory for the state of passivated streams, so reactivating one skips storage (about 120 bytes per stream; 0 disables)")
+	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge), so a client or proxy can multiplex many live reads over one connection")
+	fs.IntVar(&o.http2MaxStreams, "http2-max-streams", 1000, "concurrent requests one HTTP/2 connection may have open (parked long-polls and SSE responses count)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	var envErr error
@@ -99,6 +103,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("--resting-state-bytes must not be negative")
 	case o.actorSoftLimit <= 0:
 		return nil, errors.New("--actor-soft-limit must be positive")
+	case o.http2MaxStreams <= 0:
+		return nil, errors.New("--http2-max-streams must be positive")
 	}
 	return o, nil
 }
@@ -174,6 +180,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.http2MaxStreams},
+	}
+	if o.h2c {
+		// Each HTTP/1.1 live reader holds a connection, and with it a file
+		// descriptor, on both ends; over HTTP/2 thousands share a few.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	unused := newUnusedConns()
 	srv.ConnState = unused.track
