@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,14 +30,28 @@ func openFDs(t *testing.T) int {
 // file descriptors and goroutines come back to where they were: nothing a
 // request or a stream leaves behind accumulates.
 func TestNoResourceLeaks(t *testing.T) {
-	in := start(t, logFile(t), "--data-dir", t.TempDir(), "--actor-idle-timeout", "50ms", "--long-poll-timeout", "100ms")
+	for _, proto := range []string{"HTTP/1.1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			in := start(t, logFile(t), "--data-dir", t.TempDir(), "--actor-idle-timeout", "50ms", "--long-poll-timeout", "100ms")
+			client, tr := in.client, in.tr
+			if proto == "h2c" {
+				// Streams of an HTTP/2 connection end by reset, not by
+				// closing the connection: their handlers must end too.
+				client, tr = h2cClient(new(atomic.Int32))
+			}
+			checkNoResourceLeaks(t, in, client, tr)
+		})
+	}
+}
+
+func checkNoResourceLeaks(t *testing.T, in *instance, client *http.Client, tr *http.Transport) {
 	send := func(method, name, query, body string, want int) error {
 		req, err := http.NewRequest(method, in.base+"/v1/stream/"+name+query, strings.NewReader(body))
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Content-Type", "text/plain")
-		res, err := in.client.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			return err
 		}
@@ -55,7 +70,7 @@ func TestNoResourceLeaks(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		res, err := in.client.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			return err
 		}
@@ -100,7 +115,7 @@ func TestNoResourceLeaks(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		in.tr.CloseIdleConnections()
+		tr.CloseIdleConnections()
 	}
 	settled := func() (int, int) {
 		time.Sleep(300 * time.Millisecond) // actors passivate, connections close
