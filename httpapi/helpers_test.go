@@ -53,6 +53,8 @@ func withMaxAppend(n int64) option { return func(s *setup) { s.api.MaxAppendByte
 
 func withCompression(on bool) option { return func(s *setup) { s.api.Compression = on } }
 
+func withReadAhead(bytes int) option { return func(s *setup) { s.api.ReadAheadBytes = bytes } }
+
 func withClock(now func() time.Time) option { return func(s *setup) { s.actors.Now = now } }
 
 // fakeClock is a manually advanced clock for expiry tests.

@@ -97,6 +97,28 @@ func (s *Server) readChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
 	return ch, nil
 }
 
+// sequentialChunk is readChunk for a reader that will likely ask for the
+// following chunk next (catch-up, SSE catch-up): it serves a chunk read
+// ahead for pos if there is one, and starts reading ahead the next.
+func (s *Server) sequentialChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
+	ch, ok := s.ahead.take(snap, pos)
+	if !ok {
+		var err error
+		if ch, err = s.readChunk(snap, pos); err != nil {
+			return chunk{}, err
+		}
+	}
+	if !ch.upToDate {
+		s.ahead.start(snap, ch.end)
+		if !snap.JSON {
+			// A byte stream's chunks end exactly MaxChunkBytes apart, so
+			// the one after next can load too.
+			s.ahead.start(snap, ch.end+uint64(s.cfg.MaxChunkBytes))
+		}
+	}
+	return ch, nil
+}
+
 func etag(snap *actors.Snapshot, from, end uint64) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -158,7 +180,7 @@ func (s *Server) read(c echo.Context, path string) error {
 // writeChunk answers with the data at pos (catch-up, or a long-poll that
 // found data). cursor is set for live responses.
 func (s *Server) writeChunk(c echo.Context, snap *actors.Snapshot, pos uint64, cursor string) error {
-	ch, err := s.readChunk(snap, pos)
+	ch, err := s.sequentialChunk(snap, pos)
 	if err != nil {
 		return err
 	}

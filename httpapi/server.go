@@ -38,7 +38,11 @@ type Config struct {
 	MaxAppendBytes int64
 	// Compression enables gzip/deflate on catch-up reads.
 	Compression bool
-	Logger      *slog.Logger
+	// ReadAheadBytes bounds the memory of chunks read ahead for sequential
+	// catch-up readers (see readAhead); 0 means the default, 32 MiB, and a
+	// negative value disables read-ahead.
+	ReadAheadBytes int
+	Logger         *slog.Logger
 }
 
 // Server holds the handlers' shared configuration.
@@ -50,6 +54,7 @@ type Server struct {
 	pools   *compressors
 	bufs    sync.Pool // *[]byte read buffers; see readChunk
 	fixed   fixedHeaders
+	ahead   *readAhead // nil when disabled
 }
 
 // New returns the Echo instance serving the protocol.
@@ -74,6 +79,12 @@ func New(cfg Config) *echo.Echo {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders()}
+	switch {
+	case cfg.ReadAheadBytes == 0:
+		s.ahead = newReadAhead(s, 32<<20)
+	case cfg.ReadAheadBytes > 0:
+		s.ahead = newReadAhead(s, cfg.ReadAheadBytes)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

@@ -83,7 +83,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 			return nil // deleted, expired or shutting down: end the response
 		}
 		if pos < cur.Tail {
-			ch, err := s.readChunk(cur, pos)
+			ch, err := s.sequentialChunk(cur, pos)
 			if err != nil {
 				s.log.Error("sse catch-up read", "path", path, "err", err)
 				return nil

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -48,6 +49,7 @@ type options struct {
 	actorIdleTimeout     time.Duration
 	actorSoftLimit       int64
 	restingStateBytes    int64
+	readAheadBytes       int
 	h2c                  bool
 	http2MaxStreams      int
 	logLevel             string
@@ -72,6 +74,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.DurationVar(&o.actorIdleTimeout, "actor-idle-timeout", 60*time.Second, "passivate a stream actor after this long without work")
 	fs.Int64Var(&o.actorSoftLimit, "actor-soft-limit", 100_000, "stream actors kept in memory before idle ones passivate after one second instead of --actor-idle-timeout")
 	fs.Int64Var(&o.restingStateBytes, "resting-state-bytes", 256<<20, "memory for the state of passivated streams, so reactivating one skips storage (about 120 bytes per stream; 0 disables)")
+	fs.IntVar(&o.readAheadBytes, "read-ahead-bytes", 32<<20, "memory for catch-up chunks read ahead of sequential readers, so storage reads overlap network writes (0 disables)")
 	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge), so a client or proxy can multiplex many live reads over one connection")
 	fs.IntVar(&o.http2MaxStreams, "http2-max-streams", 1000, "concurrent requests one HTTP/2 connection may have open (parked long-polls and SSE responses count)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -103,6 +106,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("--resting-state-bytes must not be negative")
 	case o.actorSoftLimit <= 0:
 		return nil, errors.New("--actor-soft-limit must be positive")
+	case o.readAheadBytes < 0:
+		return nil, errors.New("--read-ahead-bytes must not be negative")
 	case o.http2MaxStreams <= 0:
 		return nil, errors.New("--http2-max-streams must be positive")
 	}
@@ -163,6 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		MaxChunkBytes:        o.maxChunkBytes,
 		MaxAppendBytes:       o.maxAppendBytes,
 		Compression:          o.compression,
+		ReadAheadBytes:       cmp.Or(o.readAheadBytes, -1), // 0 disables; Config's 0 is its default
 		Logger:               log,
 	})
 

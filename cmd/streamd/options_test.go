@@ -29,6 +29,7 @@ func defaults() options {
 		actorIdleTimeout:     60 * time.Second,
 		actorSoftLimit:       100_000,
 		restingStateBytes:    256 << 20,
+		readAheadBytes:       32 << 20,
 		h2c:                  true,
 		http2MaxStreams:      1000,
 		logLevel:             "info",
@@ -51,7 +52,7 @@ func TestParseOptions(t *testing.T) {
 				"--cursor-epoch", "2025-01-01T00:00:00Z", "--max-chunk-bytes", "4096",
 				"--max-append-bytes", "1024", "--compression=false", "--actor-idle-timeout", "2m",
 				"--actor-soft-limit", "5000", "--resting-state-bytes", "0", "--log-level", "debug",
-				"--h2c=false", "--http2-max-streams", "50",
+				"--h2c=false", "--http2-max-streams", "50", "--read-ahead-bytes", "0",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -59,7 +60,7 @@ func TestParseOptions(t *testing.T) {
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2025-01-01T00:00:00Z", 4096, 1024
 				o.compression, o.actorIdleTimeout, o.logLevel = false, 2*time.Minute, "debug"
 				o.actorSoftLimit, o.restingStateBytes = 5000, 0
-				o.h2c, o.http2MaxStreams = false, 50
+				o.h2c, o.http2MaxStreams, o.readAheadBytes = false, 50, 0
 			},
 		},
 		{
@@ -131,6 +132,7 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero actor limit", args: []string{"--actor-soft-limit", "0"}},
 		{name: "negative resting state", args: []string{"--resting-state-bytes", "-1"}},
 		{name: "zero http2 streams", args: []string{"--http2-max-streams", "0"}},
+		{name: "negative read-ahead", args: []string{"--read-ahead-bytes", "-1"}},
 		{name: "negative append", args: []string{"--max-append-bytes", "-5"}},
 		{name: "non-numeric bytes", args: []string{"--max-append-bytes", "1MB"}},
 		{name: "bad bool", args: []string{"--compression=maybe"}},
