@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -350,11 +351,25 @@ func TestMemoryModeWritesNothing(t *testing.T) {
 // TestShutdownEndsLiveResponses: stopping streamd does not wait for open
 // long-polls and SSE responses to time out.
 func TestShutdownEndsLiveResponses(t *testing.T) {
-	logOut := logFile(t)
-	in := start(t, logOut, "--memory", "--long-poll-timeout", "1m", "--sse-reconnect-interval", "1m")
+	for _, proto := range []string{"HTTP/1.1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			logOut := logFile(t)
+			in := start(t, logOut, "--memory", "--long-poll-timeout", "1m", "--sse-reconnect-interval", "1m")
+			client := in.client
+			if proto == "h2c" {
+				var tr *http.Transport
+				client, tr = h2cClient(new(atomic.Int32))
+				defer tr.CloseIdleConnections()
+			}
+			checkShutdownEndsLiveResponses(t, in, client)
+		})
+	}
+}
+
+func checkShutdownEndsLiveResponses(t *testing.T, in *instance, client *http.Client) {
 	in.expect(t, http.StatusCreated, http.MethodPut, "live", []byte("x"), "Content-Type", "text/plain")
 
-	sse, err := in.client.Get(in.base + "/v1/stream/live?live=sse&offset=-1")
+	sse, err := client.Get(in.base + "/v1/stream/live?live=sse&offset=-1")
 	if err != nil || sse.StatusCode != http.StatusOK {
 		t.Fatalf("SSE: %v %v", sse, err)
 	}
@@ -366,7 +381,7 @@ func TestShutdownEndsLiveResponses(t *testing.T) {
 	}
 	pollDone := make(chan error, 1)
 	go func() {
-		res, err := in.client.Get(in.base + "/v1/stream/live?live=long-poll&offset=now")
+		res, err := client.Get(in.base + "/v1/stream/live?live=long-poll&offset=now")
 		if err == nil {
 			res.Body.Close()
 		}
