@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamd/streamd/actors"
@@ -24,14 +25,18 @@ import (
 // One that nobody takes within readAheadTTL (the reader stopped or went
 // elsewhere) is dropped by its timer, so a wasted read-ahead costs one
 // storage read and its memory for a moment.
+//
+// Concurrency: no lock. Entries live in a sync.Map, so readers of different
+// streams never wait on each other; exactly one of take and expire removes
+// an entry (LoadAndDelete, CompareAndDelete) and returns its bytes to the
+// budget, reserved up front with an atomic add.
 type readAhead struct {
-	s      *Server
-	budget int
+	s       *Server
+	budget  int64
+	entries sync.Map // readAheadKey -> *readAheadEntry
+	held    atomic.Int64
 
-	mu      sync.Mutex
-	entries map[readAheadKey]*readAheadEntry
-	held    int // bytes reserved by entries (MaxChunkBytes each until loaded)
-	stats   readAheadStats
+	started, hits, expired, skipped atomic.Uint64
 }
 
 const readAheadTTL = 2 * time.Second
@@ -39,10 +44,10 @@ const readAheadTTL = 2 * time.Second
 type readAheadKey struct{ id, pos uint64 }
 
 type readAheadEntry struct {
-	loaded chan struct{} // closed once ch and err are set
+	loaded chan struct{} // closed once ch, err and size are set
 	ch     chunk
 	err    error
-	size   int // bytes counted in readAhead.held; guarded by readAhead.mu
+	size   int64 // bytes counted in readAhead.held
 }
 
 // readAheadStats counts what read-ahead did, for tests and diagnostics.
@@ -51,7 +56,7 @@ type readAheadStats struct {
 }
 
 func newReadAhead(s *Server, budget int) *readAhead {
-	return &readAhead{s: s, budget: budget, entries: make(map[readAheadKey]*readAheadEntry)}
+	return &readAhead{s: s, budget: int64(budget)}
 }
 
 // take removes and returns the chunk loaded for (snap.ID, pos), waiting for
@@ -62,21 +67,13 @@ func (r *readAhead) take(snap *actors.Snapshot, pos uint64) (ch chunk, ok bool) 
 	if r == nil {
 		return chunk{}, false
 	}
-	key := readAheadKey{snap.ID, pos}
-	r.mu.Lock()
-	e := r.entries[key]
-	if e != nil {
-		delete(r.entries, key)
-		r.stats.hits++
-	}
-	r.mu.Unlock()
-	if e == nil {
+	v, found := r.entries.LoadAndDelete(readAheadKey{snap.ID, pos})
+	if !found {
 		return chunk{}, false
 	}
+	e := v.(*readAheadEntry)
 	<-e.loaded
-	r.mu.Lock()
-	r.held -= e.size
-	r.mu.Unlock()
+	r.held.Add(-e.size)
 	if e.err != nil || e.ch.end > snap.Tail {
 		// A failed load is redone by the caller, who then sees the error;
 		// a chunk reaching past the caller's snapshot (loaded for a reader
@@ -85,6 +82,7 @@ func (r *readAhead) take(snap *actors.Snapshot, pos uint64) (ch chunk, ok bool) 
 		r.s.release(e.ch)
 		return chunk{}, false
 	}
+	r.hits.Add(1)
 	ch = e.ch
 	ch.upToDate = ch.end == snap.Tail
 	ch.closed = ch.upToDate && snap.Closed
@@ -98,28 +96,27 @@ func (r *readAhead) start(snap *actors.Snapshot, pos uint64) {
 		return
 	}
 	key := readAheadKey{snap.ID, pos}
-	e := &readAheadEntry{loaded: make(chan struct{}), size: r.s.cfg.MaxChunkBytes}
-	r.mu.Lock()
-	if _, dup := r.entries[key]; dup || r.held+e.size > r.budget {
-		if !dup {
-			r.stats.skipped++
-		}
-		r.mu.Unlock()
+	if _, dup := r.entries.Load(key); dup {
 		return
 	}
-	r.entries[key] = e
-	r.held += e.size
-	r.stats.started++
-	r.mu.Unlock()
+	e := &readAheadEntry{loaded: make(chan struct{}), size: int64(r.s.cfg.MaxChunkBytes)}
+	if r.held.Add(e.size) > r.budget {
+		r.held.Add(-e.size)
+		r.skipped.Add(1)
+		return
+	}
+	if _, dup := r.entries.LoadOrStore(key, e); dup {
+		r.held.Add(-e.size)
+		return
+	}
+	r.started.Add(1)
 	snapCopy := *snap
 	go func() {
 		ch, err := r.s.readChunk(&snapCopy, pos)
-		r.mu.Lock()
-		if size := cap(ch.body); size > e.size {
-			r.held += size - e.size
+		if size := int64(cap(ch.body)); size > e.size {
+			r.held.Add(size - e.size)
 			e.size = size
 		}
-		r.mu.Unlock()
 		e.ch, e.err = ch, err
 		close(e.loaded)
 		time.AfterFunc(readAheadTTL, func() { r.expire(key, e) })
@@ -128,20 +125,16 @@ func (r *readAhead) start(snap *actors.Snapshot, pos uint64) {
 
 // expire drops e if nobody has taken it.
 func (r *readAhead) expire(key readAheadKey, e *readAheadEntry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.entries[key] != e {
+	if !r.entries.CompareAndDelete(key, e) {
 		return
 	}
-	delete(r.entries, key)
-	r.held -= e.size
-	r.stats.expired++
+	r.held.Add(-e.size)
+	r.expired.Add(1)
 	r.s.release(e.ch)
 }
 
 // snapshot returns the counters and the bytes currently held.
 func (r *readAhead) snapshot() (readAheadStats, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats, r.held
+	return readAheadStats{started: r.started.Load(), hits: r.hits.Load(), expired: r.expired.Load(), skipped: r.skipped.Load()},
+		int(r.held.Load())
 }
