@@ -113,7 +113,10 @@ func (r *readAhead) start(snap *actors.Snapshot, pos uint64) {
 	snapCopy := *snap
 	go func() {
 		ch, err := r.s.readChunk(&snapCopy, pos)
-		if size := int64(cap(ch.body)); size > e.size {
+		// Only a chunk longer than reserved (one JSON message above
+		// MaxChunkBytes) grows the count; the pooled buffer's spare
+		// capacity is the pool's, not read-ahead's.
+		if size := int64(len(ch.body)); size > e.size {
 			r.held.Add(size - e.size)
 			e.size = size
 		}
