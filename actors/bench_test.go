@@ -63,7 +63,7 @@ func BenchmarkWaitFanOut(b *testing.B) {
 			for b.Loop() {
 				for range n {
 					go func(from uint64) {
-						d, err := e.s.Wait(ctx, "/s", from, time.Minute)
+						d, err := e.s.Wait(ctx, "/s", from, time.Minute, nil)
 						if err != nil {
 							b.Error(err)
 						}

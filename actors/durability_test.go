@@ -33,7 +33,7 @@ func TestNothingVisibleBeforeSync(t *testing.T) {
 	// A long-poll at the durable tail parks instead of reading ahead.
 	w := e.waitAsync(opCtx(t), "/s", 3)
 	waitersParked(t, 1)
-	if _, err := e.s.Wait(opCtx(t), "/s", 6, time.Minute); !errors.Is(err, ErrOffsetBeyondTail) {
+	if _, err := e.s.Wait(opCtx(t), "/s", 6, time.Minute, nil); !errors.Is(err, ErrOffsetBeyondTail) {
 		t.Fatalf("Wait at the unsynced tail: %v, want ErrOffsetBeyondTail", err)
 	}
 	// A producer retry of the unsynced append is not acknowledged either.
@@ -109,7 +109,7 @@ func TestWritesDuringCommitFormOneBatch(t *testing.T) {
 		last = r
 	}
 	// Waiting behind the durable tail is refused: that data is in storage.
-	d, err := e.s.Wait(opCtx(t), "/s", 2, time.Minute)
+	d, err := e.s.Wait(opCtx(t), "/s", 2, time.Minute, nil)
 	if !errors.Is(err, ErrBehind) || d != nil {
 		t.Fatalf("Wait behind: %v", err)
 	}

@@ -67,3 +67,39 @@ func (e *SeqGapError) Error() string {
 
 // Is makes SeqGapError match ErrSeqGap.
 func (e *SeqGapError) Is(target error) bool { return target == ErrSeqGap }
+
+// ErrLimit is matched by every LimitError.
+var ErrLimit = errors.New("limit reached")
+
+// LimitError reports that a request would take a stream, or the server,
+// past one of its configured bounds. Nothing was changed; the client may
+// retry later (the HTTP layer answers 429 for a stream's bound, 503 for the
+// server's, with Retry-After).
+type LimitError struct {
+	// Limit names the bound as its command-line flag does, e.g.
+	// "max-pending-appends".
+	Limit string
+	// Server reports a bound on the whole server rather than one stream.
+	Server bool
+	// Max is the bound's value.
+	Max int64
+}
+
+func (e *LimitError) Error() string {
+	scope := "stream"
+	if e.Server {
+		scope = "server"
+	}
+	return fmt.Sprintf("%s limit reached: %s is %d", scope, e.Limit, e.Max)
+}
+
+// Is makes LimitError match ErrLimit.
+func (e *LimitError) Is(target error) bool { return target == ErrLimit }
+
+// Names of the bounds the stream actors keep (LimitError.Limit).
+const (
+	LimitLiveReaders         = "max-live-readers"
+	LimitLiveReadersOfStream = "max-live-readers-per-stream"
+	LimitPendingAppends      = "max-pending-appends"
+	LimitProducers           = "max-producers-per-stream"
+)

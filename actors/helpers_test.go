@@ -381,7 +381,7 @@ type asyncWait struct {
 func (e *env) waitAsync(ctx context.Context, path string, from uint64) <-chan asyncWait {
 	ch := make(chan asyncWait, 1)
 	go func() {
-		d, err := e.s.Wait(ctx, path, from, time.Minute)
+		d, err := e.s.Wait(ctx, path, from, time.Minute, nil)
 		ch <- asyncWait{d, err}
 	}()
 	return ch

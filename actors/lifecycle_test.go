@@ -161,7 +161,7 @@ func TestExpiryFakeClock(t *testing.T) {
 					if _, err := e.s.Append(opCtx(t), "/s", AppendRequest{ContentType: ctText, Records: recs("y")}); !errors.Is(err, ErrNotFound) {
 						t.Fatalf("step %d: Append to expired stream: %v, want ErrNotFound", i, err)
 					}
-					if _, err := e.s.Wait(opCtx(t), "/s", 1, time.Minute); !errors.Is(err, ErrNotFound) {
+					if _, err := e.s.Wait(opCtx(t), "/s", 1, time.Minute, nil); !errors.Is(err, ErrNotFound) {
 						t.Fatalf("step %d: Wait on expired stream: %v, want ErrNotFound", i, err)
 					}
 					// The expired stream is deleted from storage.
@@ -309,7 +309,7 @@ func TestLiveReadersKeepTTLStreamAlive(t *testing.T) {
 			case "waiter":
 				done := make(chan error, 1)
 				go func() {
-					_, err := e.s.Wait(ctx, "/s", 0, time.Minute)
+					_, err := e.s.Wait(ctx, "/s", 0, time.Minute, nil)
 					done <- err
 				}()
 				waitersParked(t, 1)

@@ -26,9 +26,8 @@ type deleteMsg struct {
 type parkedMsg struct{}
 
 type subscribeMsg struct {
-	id    uint64
+	sub   *subscriber
 	from  uint64
-	ch    chan *Delta
 	reply chan error
 }
 
@@ -47,15 +46,6 @@ type idleTick struct{}
 // (after the messages already in their mailboxes); done is closed once all
 // have terminated.
 type shutdownMsg struct{ done chan struct{} }
-
-// commitDone reports the end of a batch commit to the actor that started it.
-type commitDone struct {
-	ops  []*writeOp
-	snap *Snapshot
-	err  error
-	// finished is closed when the commit returned, before the message is sent.
-	finished chan struct{}
-}
 
 func reply[T any](ch chan T, v T) {
 	if ch == nil {

@@ -259,7 +259,7 @@ func TestPassivationStress(t *testing.T) {
 			for time.Now().Before(deadline) && !failed.Load() {
 				time.Sleep(time.Duration(rng.Int64N(int64(2 * idle))))
 				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				d, err := e.s.Wait(ctx, paths[s], from, 3*idle)
+				d, err := e.s.Wait(ctx, paths[s], from, 3*idle, nil)
 				cancel()
 				switch {
 				case errors.Is(err, ErrWaitTimeout):

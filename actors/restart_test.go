@@ -143,7 +143,7 @@ func TestRequestsAfterShutdown(t *testing.T) {
 	if _, _, err := e.s.Open(ctx, "/s"); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Open after Shutdown: %v", err)
 	}
-	if _, err := e.s.Wait(ctx, "/s", 1, time.Minute); !errors.Is(err, ErrShuttingDown) {
+	if _, err := e.s.Wait(ctx, "/s", 1, time.Minute, nil); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Wait after Shutdown: %v", err)
 	}
 }
@@ -255,7 +255,7 @@ func TestShutdownAnswersInFlightAppends(t *testing.T) {
 	// A probe answered at once, queued behind the appends: once it is
 	// answered the actor has taken every append out of its mailbox.
 	probe := make(chan error, 1)
-	if !h.send(e.s.root, &subscribeMsg{id: e.s.nextID.Add(1), from: 1 << 40, ch: make(chan *Delta, 1), reply: probe}) {
+	if !h.send(e.s.root, &subscribeMsg{sub: &subscriber{id: e.s.nextID.Add(1), ch: make(chan *Delta, 1)}, from: 1 << 40, reply: probe}) {
 		t.Fatal("actor retired")
 	}
 	recv(t, probe, "probe")

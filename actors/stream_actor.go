@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -10,57 +9,53 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/streamd/streamd/persistence"
-	"github.com/streamd/streamd/protocol"
 )
 
-type opKind int
+// phase is where a stream actor is in its life; each phase answers
+// requests its own way (see receive).
+type phase int
 
 const (
-	opAppend  opKind = iota // records and/or state changes
-	opNoWrite               // a reply that must wait for earlier commits
-	opCreate                // barrier: replaces the stream's identity
-	opDelete                // barrier: removes the stream
+	// loading: before *actor.Started has loaded the stream. No request
+	// arrives yet (the handle is not ready).
+	loading phase = iota
+	// serving: requests are validated, queued and committed.
+	serving
+	// broken: loading the stream failed; requests get that error.
+	broken
+	// retired: the handle is retired (idle, failed or shutting down), so no
+	// new message arrives; the ones already queued are answered with
+	// errRetry and relocate to the next incarnation.
+	retired
 )
-
-// writeOp is one accepted request travelling through the commit pipeline.
-type writeOp struct {
-	kind    opKind
-	reply   chan Result
-	res     Result
-	id      uint64 // stream id the records belong to
-	start   uint64
-	records [][]byte
-	oldID   uint64 // create/delete: id of the incarnation to remove (0: none)
-}
 
 // streamActor is the single writer of one stream path.
 //
-// State comes in two layers. The speculative layer (exists, meta, producers,
-// tail) includes every accepted write, committed or not, and is what new
-// requests are validated against, so that pipelined writes see each other.
-// The durable layer is snap: it changes only when a commit has been synced,
-// and it is all that readers and waiters ever see.
+// State comes in two layers. The speculative layer (st) includes every
+// accepted write, committed or not, and is what new requests are validated
+// against, so that pipelined writes see each other. The durable layer is
+// snap: it changes only when a commit has been synced (commitPipeline), and
+// it is all that readers and waiters ever see.
 type streamActor struct {
 	s    *Streams
 	path string
 	h    *Handle
 	self *actor.PID
 
-	exists    bool
-	meta      persistence.Meta
-	producers map[string]persistence.ProducerState
-	tail      uint64
+	phase phase
+	// err is why the actor is broken, or the panic that retired it.
+	err error
+	// idleRetired is set when the actor retired for being idle; it then
+	// hands its state to the next incarnation (handover).
+	idleRetired bool
 
+	st   streamState
 	snap *Snapshot
-
-	pending        []*writeOp
-	inflight       bool
-	metaDirty      bool
-	dirtyProducers map[string]struct{}
-	// barrierActive is set while a create or delete is pending or in flight;
-	// every write arriving meanwhile waits in queued, in order.
-	barrierActive bool
-	queued        []any
+	pipe commitPipeline
+	// queued holds requests that arrived while a create or delete (which
+	// replaces the stream's identity, so needs the pipeline to itself) was
+	// pending or in flight; they run in order once it is done.
+	queued []retrier
 
 	// indexed is the expiry index entry of the stream's persisted metadata
 	// (nil if it never expires); unindex lists stale entries to drop in the
@@ -68,31 +63,13 @@ type streamActor struct {
 	indexed *persistence.ExpiryEntry
 	unindex []persistence.ExpiryEntry
 
-	// commit is the batch commit in flight, if any.
-	commit   *commitDone
-	stopping bool
-
-	// Maps are allocated on first use: most actors of a node with many
-	// streams never see a producer or a subscriber.
-	subs     map[uint64]*subscribeMsg
-	ttlTimer *time.Timer
-	// Idle detection uses its own timer rather than protoactor's receive
-	// timeout, whose timer is reset and cancelled from two goroutines
-	// without synchronisation (a data race under -race).
-	idleTimer  *time.Timer
+	// subs is allocated on first use: most actors of a node with many
+	// streams never see a subscriber.
+	subs   map[uint64]*subscriber
+	timers streamTimers
+	// lastActive is when the actor last handled a request (for idling).
 	lastActive time.Time
-	// renewTimer, when set, re-checks for read renewals to persist; see
-	// onRenew.
-	renewTimer *time.Timer
-	// readersTimer, when set, renews a sliding TTL while live readers are
-	// parked; see keepAliveForReaders.
-	readersTimer *time.Timer
-	retired      bool
-	failed       error
-	loaded       bool // h.ready is closed
-	// passivated is set when the actor retires for being idle; it then
-	// hands its state to the next incarnation (handover).
-	passivated bool
+
 	// rest is the state handed over by the previous incarnation, used
 	// instead of Store.Load by the first load only; handover is what this
 	// one leaves for the next (set by stop after a clean passivation).
@@ -101,9 +78,17 @@ type streamActor struct {
 }
 
 func newStreamActor(s *Streams, path string, h *Handle, rest *restHandover) *streamActor {
-	return &streamActor{
-		s: s, path: path, h: h, rest: rest,
+	a := &streamActor{s: s, path: path, h: h, rest: rest}
+	a.pipe.env = commitEnv{
+		newBatch:  s.store.NewBatch,
+		fill:      a.fillBatch,
+		commit:    s.cfg.commit,
+		snapshot:  a.st.snapshot,
+		published: func() *Snapshot { return a.snap },
+		done:      func(d *commitDone) { s.root.Send(a.self, d) },
+		inflight:  &s.commits,
 	}
+	return a
 }
 
 func (a *streamActor) Receive(c actor.Context) {
@@ -118,38 +103,39 @@ func (a *streamActor) Receive(c actor.Context) {
 // crash retires an actor that panicked, the way passivation does: the
 // handle first (no new message reaches the mailbox), then a Poison queued
 // behind every message already there, each of which is answered with a
-// retry while the actor drains (a.retired). The next incarnation reloads
-// the stream from Pebble. Letting the panic reach protoactor instead would
-// stop the actor with a system message, and protoactor drops the user
-// messages still queued behind it, leaving their callers waiting.
+// retry while the actor drains. The next incarnation reloads the stream
+// from Pebble. Letting the panic reach protoactor instead would stop the
+// actor with a system message, and protoactor drops the user messages
+// still queued behind it, leaving their callers waiting.
 func (a *streamActor) crash(c actor.Context, r any) {
 	a.s.log.Error("stream actor failed; retiring it", "path", a.path, "panic", r, "stack", string(debug.Stack()))
-	if a.failed == nil {
-		a.failed = fmt.Errorf("%w: %v", errActorFailed, r)
+	if a.err == nil {
+		a.err = fmt.Errorf("%w: %v", errActorFailed, r)
 	}
 	if m, ok := c.Message().(retrier); ok {
 		// The request that hit the bug would otherwise wait forever.
-		a.fail(m)
+		answerErr(m, a.err)
 	}
-	if !a.loaded {
-		a.loaded = true
-		a.h.loadErr = a.failed
+	if a.phase == loading {
+		a.h.loadErr = a.err
 		close(a.h.ready)
 	}
-	if a.retired {
+	if a.phase == retired {
 		return // already draining or stopping
 	}
-	a.retired = true
+	a.phase = retired
 	a.h.retireWhenIdle()
 	c.Poison(a.self)
 }
+
+// errActorFailed answers the request during which a stream actor panicked.
+var errActorFailed = errors.New("stream actor failed")
 
 func (a *streamActor) receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.h.loadErr = a.load()
-		a.loaded = true
 		close(a.h.ready)
 		a.lastActive = time.Now()
 		a.armIdle(a.s.idleTimeout())
@@ -162,84 +148,113 @@ func (a *streamActor) receive(c actor.Context) {
 	case *idleTick:
 		a.onIdleTick(c)
 	case *commitDone:
-		a.onCommitDone(m)
-	case *expireTick:
-		if !a.retired {
-			a.onExpireTick()
-		}
-	case *readersTick:
-		a.readersTimer = nil
-		// Cleared before keepAliveForReaders reads parked: a long-poll
-		// parking from now on asks for the renewal again (Streams.Wait).
-		a.h.readersArmed.Store(false)
-		if !a.retired && a.failed == nil {
-			a.keepAliveForReaders()
-		}
-	case *renewMsg:
-		if m.recheck {
-			a.renewTimer = nil
-		}
-		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
-			a.onRenew() // when busy, the write in progress persists it
-		}
-	case *reapMsg:
-		if !a.retired && a.failed == nil && !a.barrierActive && len(a.queued) == 0 {
-			a.onReap(m.entry) // when busy, the next reaper pass comes back
-		}
-	case *parkedMsg:
-		if !a.retired && a.failed == nil {
-			a.armReadersTick()
+		if a.pipe.finish(m) {
+			a.onCommitDone(m)
 		}
 	case *unsubscribeMsg:
-		if sub, ok := a.subs[m.id]; ok {
-			delete(a.subs, m.id)
-			close(sub.ch)
-		}
+		a.dropSubscriber(m.id)
 	case retrier:
 		a.lastActive = time.Now()
-		switch {
-		case a.retired:
+		switch a.phase {
+		case retired:
 			m.retry()
-		case a.failed != nil:
-			a.fail(m)
+		case broken:
+			answerErr(m, a.err)
 		default:
 			if hook := a.s.cfg.beforeDispatch; hook != nil {
 				hook(m)
 			}
 			a.dispatch(m)
 		}
-	}
-}
-
-// errActorFailed answers the request during which a stream actor panicked.
-var errActorFailed = errors.New("stream actor failed")
-
-func (a *streamActor) dispatch(m retrier) {
-	switch m := m.(type) {
-	case *subscribeMsg:
-		a.onSubscribe(m)
 	default:
-		if len(a.queued) > 0 || a.barrierActive || !a.runWrite(m) {
-			a.queued = append(a.queued, m)
+		if a.phase == serving {
+			a.receiveHousekeeping(m)
 		}
 	}
 }
 
-func (a *streamActor) fail(m retrier) {
+// receiveHousekeeping handles the actor's own timers and the reaper.
+func (a *streamActor) receiveHousekeeping(m any) {
+	switch m := m.(type) {
+	case *expireTick:
+		a.onExpireTick()
+	case *readersTick:
+		a.timers.readers = nil
+		// Cleared before keepAliveForReaders reads parked: a long-poll
+		// parking from now on asks for the renewal again (Streams.Wait).
+		a.h.readersArmed.Store(false)
+		a.keepAliveForReaders()
+	case *renewMsg:
+		if m.recheck {
+			a.timers.renew = nil
+		}
+		if !a.exclusive() {
+			a.onRenew() // when busy, the write in progress persists it
+		}
+	case *reapMsg:
+		if !a.exclusive() {
+			a.onReap(m.entry) // when busy, the next reaper pass comes back
+		}
+	case *parkedMsg:
+		a.armReadersTick()
+	}
+}
+
+// dispatch handles a request in the serving phase.
+func (a *streamActor) dispatch(m retrier) {
+	switch m := m.(type) {
+	case *subscribeMsg:
+		a.onSubscribe(m)
+		return
+	case *appendMsg:
+		if max := a.s.cfg.MaxPendingAppends; len(a.queued)+a.pipe.ops() >= max {
+			reply(m.reply, Result{Err: &LimitError{Limit: LimitPendingAppends, Max: int64(max)}})
+			return
+		}
+	}
+	if a.exclusive() || !a.runWrite(m) {
+		a.queued = append(a.queued, m)
+	}
+}
+
+// exclusive reports whether requests must wait in queued: a create or
+// delete is pending or in flight, or requests already wait.
+func (a *streamActor) exclusive() bool {
+	if len(a.queued) > 0 {
+		return true
+	}
+	if d := a.pipe.flight; d != nil && hasBarrier(d.ops) {
+		return true
+	}
+	return hasBarrier(a.pipe.pending)
+}
+
+func hasBarrier(ops []*writeOp) bool {
+	for _, op := range ops {
+		if op.kind == opCreate || op.kind == opDelete {
+			return true
+		}
+	}
+	return false
+}
+
+// answerErr answers m with err.
+func answerErr(m retrier, err error) {
 	switch m := m.(type) {
 	case *createMsg:
-		reply(m.reply, Result{Err: a.failed})
+		reply(m.reply, Result{Err: err})
 	case *appendMsg:
-		reply(m.reply, Result{Err: a.failed})
+		reply(m.reply, Result{Err: err})
 	case *deleteMsg:
-		reply(m.reply, Result{Err: a.failed})
+		reply(m.reply, Result{Err: err})
 	case *subscribeMsg:
-		reply(m.reply, a.failed)
+		reply(m.reply, err)
 	}
 }
 
 // load (re)derives all state from storage, or from the state the previous
-// incarnation handed over.
+// incarnation handed over, and enters the serving phase (broken if it
+// fails).
 func (a *streamActor) load() error {
 	var st *persistence.StreamState
 	var err error
@@ -251,14 +266,16 @@ func (a *streamActor) load() error {
 		a.s.storeLoads.Add(1)
 	}
 	if err != nil {
-		a.failed = err
+		a.err = err
+		a.enter(broken)
 		a.s.log.Error("load stream", "path", a.path, "err", err)
 		a.publish(&Snapshot{})
 		return err
 	}
-	a.exists, a.meta, a.producers, a.tail = false, persistence.Meta{}, nil, 0
+	a.enter(serving)
+	a.st = streamState{}
 	if st != nil {
-		a.exists, a.meta, a.producers, a.tail = true, st.Meta, st.Producers, st.Tail
+		a.st = streamState{exists: true, meta: st.Meta, producers: st.Producers, tail: st.Tail}
 		last := st.Meta.LastAccess
 		if last.IsZero() {
 			last = st.Meta.CreatedAt
@@ -266,26 +283,19 @@ func (a *streamActor) load() error {
 		a.h.lastAccess.Store(last.UnixNano())
 	}
 	a.indexed = nil
-	if d, ok := a.meta.Deadline(); ok && a.exists {
-		a.indexed = &persistence.ExpiryEntry{Deadline: d, ID: a.meta.ID, Path: a.path}
+	if d, ok := a.st.meta.Deadline(); ok && a.st.exists {
+		a.indexed = &persistence.ExpiryEntry{Deadline: d, ID: a.st.meta.ID, Path: a.path}
 	}
-	a.publish(a.speculativeSnapshot())
+	a.publish(a.st.snapshot())
 	a.armTTL()
 	return nil
 }
 
-func (a *streamActor) speculativeSnapshot() *Snapshot {
-	if !a.exists {
-		return &Snapshot{}
-	}
-	return &Snapshot{
-		Exists:      true,
-		ID:          a.meta.ID,
-		ContentType: a.meta.ContentType,
-		JSON:        protocol.IsJSON(a.meta.ContentType),
-		Expiry:      a.meta.Expiry(),
-		Closed:      a.meta.Closed,
-		Tail:        a.tail,
+// enter moves to p, unless the actor has retired (a stopping actor may
+// reload after a failed commit; it stays retired).
+func (a *streamActor) enter(p phase) {
+	if a.phase != retired {
+		a.phase = p
 	}
 }
 
@@ -295,26 +305,21 @@ func (a *streamActor) publish(s *Snapshot) {
 }
 
 func (a *streamActor) expired(now time.Time) bool {
-	if !a.exists {
-		return false
-	}
-	// Checked on every write: read the expiry straight from the metadata
-	// rather than building a snapshot.
-	d, ok := a.meta.Expiry().Deadline(a.h.LastAccess())
-	return ok && !now.Before(d)
+	return a.st.expired(now, a.h.LastAccess())
 }
 
 // runWrite executes a write request; it returns false if the request must
-// wait for the commit pipeline to drain (barriers need an exclusive batch).
+// wait for the commit pipeline to drain (creates and deletes need a batch
+// of their own).
 func (a *streamActor) runWrite(m retrier) bool {
 	switch m := m.(type) {
 	case *createMsg:
-		if a.inflight || len(a.pending) > 0 {
+		if !a.pipe.idle() {
 			return false
 		}
 		a.onCreate(m)
 	case *deleteMsg:
-		if a.inflight || len(a.pending) > 0 {
+		if !a.pipe.idle() {
 			return false
 		}
 		a.onDelete(m)
@@ -324,9 +329,23 @@ func (a *streamActor) runWrite(m retrier) bool {
 	return true
 }
 
+// drainQueued runs queued requests until one has to wait again.
 func (a *streamActor) drainQueued() {
-	for len(a.queued) > 0 && !a.barrierActive {
-		if !a.runWrite(a.queued[0].(retrier)) {
+	switch a.phase {
+	case retired:
+		return // stop sends them to the next incarnation
+	case broken:
+		for _, q := range a.queued {
+			answerErr(q, a.err)
+		}
+		a.queued = nil
+		return
+	}
+	for len(a.queued) > 0 {
+		if hasBarrier(a.pipe.pending) || (a.pipe.flight != nil && hasBarrier(a.pipe.flight.ops)) {
+			return
+		}
+		if !a.runWrite(a.queued[0]) {
 			return
 		}
 		a.queued = a.queued[1:]
@@ -335,14 +354,14 @@ func (a *streamActor) drainQueued() {
 
 func (a *streamActor) onCreate(m *createMsg) {
 	now := a.s.cfg.Now()
-	req := m.req
-	if a.exists && !a.expired(now) {
-		if !a.sameConfig(req) {
-			reply(m.reply, Result{Err: ErrConfigMismatch})
-			return
-		}
+	plan := planCreate(&a.st, m.req, now, a.h.LastAccess())
+	switch {
+	case plan.err != nil:
+		reply(m.reply, Result{Err: plan.err})
+		return
+	case plan.existed:
 		a.h.Touch(now)
-		reply(m.reply, Result{Outcome: Existed, NextOffset: a.tail, Closed: a.meta.Closed, Snapshot: a.snap})
+		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Closed: a.st.meta.Closed, Snapshot: a.snap})
 		return
 	}
 	id, err := a.s.store.AllocateID()
@@ -350,39 +369,14 @@ func (a *streamActor) onCreate(m *createMsg) {
 		reply(m.reply, Result{Err: err})
 		return
 	}
-	op := &writeOp{kind: opCreate, reply: m.reply, id: id, records: req.Records}
-	if a.exists {
-		op.oldID = a.meta.ID // expired: remove it in the same batch
-	}
-	a.exists = true
-	a.meta = persistence.Meta{
-		ID: id, ContentType: req.ContentType, TTL: req.Expiry.TTL, HasTTL: req.Expiry.HasTTL,
-		ExpiresAt: req.Expiry.ExpiresAt, CreatedAt: now, LastAccess: now, Closed: req.Closed,
-		NoProducers: true,
-	}
-	a.producers = nil
-	clear(a.dirtyProducers)
-	a.tail = 0
-	for _, r := range req.Records {
-		a.tail += uint64(len(r))
-	}
-	a.metaDirty = true
+	res := a.st.applyCreate(m.req, id, now)
 	a.h.lastAccess.Store(now.UnixNano())
-	op.res = Result{Outcome: Created, NextOffset: a.tail, Closed: a.meta.Closed}
-	a.barrierActive = true
-	a.pending = append(a.pending, op)
+	a.pipe.add(&writeOp{kind: opCreate, reply: m.reply, res: res, id: id, records: m.req.Records, oldID: plan.replaces})
 	a.flush()
 }
 
-func (a *streamActor) sameConfig(req CreateRequest) bool {
-	return protocol.SameContentType(req.ContentType, a.meta.ContentType) &&
-		req.Expiry.HasTTL == a.meta.HasTTL && req.Expiry.TTL == a.meta.TTL &&
-		req.Expiry.ExpiresAt.Equal(a.meta.ExpiresAt) &&
-		req.Closed == a.meta.Closed
-}
-
 func (a *streamActor) onDelete(m *deleteMsg) {
-	if !a.exists {
+	if !a.st.exists {
 		reply(m.reply, Result{Err: ErrNotFound})
 		return
 	}
@@ -390,191 +384,41 @@ func (a *streamActor) onDelete(m *deleteMsg) {
 	if a.expired(a.s.cfg.Now()) {
 		res.Err = ErrNotFound // it is deleted all the same
 	}
-	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.meta.ID, res: res}
-	a.exists, a.meta, a.tail = false, persistence.Meta{}, 0
-	a.producers = nil
-	clear(a.dirtyProducers)
-	a.metaDirty = false
-	a.barrierActive = true
-	a.pending = append(a.pending, op)
+	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.st.meta.ID, res: res}
+	a.st.applyDelete()
+	a.pipe.add(op)
 	a.flush()
 }
 
 func (a *streamActor) onAppend(m *appendMsg) {
 	now := a.s.cfg.Now()
-	req := m.req
-	if !a.exists || a.expired(now) {
-		reply(m.reply, Result{Err: ErrNotFound})
-		if a.exists {
+	plan := planAppend(&a.st, m.req, now, a.h.LastAccess(), a.s.limits)
+	switch {
+	case plan.err != nil:
+		reply(m.reply, Result{Err: plan.err})
+		if errors.Is(plan.err, ErrNotFound) && a.st.exists {
 			a.expireNow()
 		}
 		return
-	}
-	p := req.Producer
-	if a.meta.Closed {
-		cb := a.meta.ClosedBy
-		switch {
-		case p != nil && cb != nil && cb.ID == p.ID && cb.Epoch == p.Epoch && cb.Seq == p.Seq:
-			a.replyAfterCommits(m.reply, Result{Outcome: Duplicate, NextOffset: a.tail, Closed: true, ProducerEpoch: p.Epoch, ProducerSeq: p.Seq})
-		case len(req.Records) == 0 && req.Close:
-			a.replyAfterCommits(m.reply, Result{Outcome: AlreadyClosed, NextOffset: a.tail, Closed: true})
-		default:
-			reply(m.reply, Result{Err: &ClosedError{Tail: a.tail}})
-		}
+	case plan.answer != nil:
+		a.pipe.answerAfterCommits(m.reply, *plan.answer)
 		return
 	}
-	if len(req.Records) > 0 && !protocol.SameContentType(req.ContentType, a.meta.ContentType) {
-		reply(m.reply, Result{Err: ErrContentTypeMismatch})
-		return
-	}
-	if req.Unsplit && len(req.Records) > 0 && protocol.IsJSON(a.meta.ContentType) {
-		// The handler judged the stream from a snapshot taken before the
-		// path was deleted and recreated as a JSON stream: split the body
-		// into messages here (rare; normally handlers do this work).
-		msgs, err := protocol.SplitJSON(bytes.Join(req.Records, nil), false)
-		if err != nil {
-			reply(m.reply, Result{Err: err})
-			return
-		}
-		req.Records = msgs
-	}
-	var next persistence.ProducerState
-	if p != nil {
-		cur, known := a.producers[p.ID]
-		switch {
-		case !known && p.Seq != 0:
-			reply(m.reply, Result{Err: &SeqGapError{Expected: 0, Received: p.Seq}})
-			return
-		case !known:
-			next = persistence.ProducerState{Epoch: p.Epoch}
-		case p.Epoch < cur.Epoch:
-			reply(m.reply, Result{Err: &StaleEpochError{Current: cur.Epoch}})
-			return
-		case p.Epoch > cur.Epoch && p.Seq != 0:
-			reply(m.reply, Result{Err: ErrEpochSeq})
-			return
-		case p.Epoch > cur.Epoch:
-			next = persistence.ProducerState{Epoch: p.Epoch}
-		case p.Seq <= cur.LastSeq:
-			a.replyAfterCommits(m.reply, Result{Outcome: Duplicate, NextOffset: a.tail, Closed: a.meta.Closed, ProducerEpoch: cur.Epoch, ProducerSeq: cur.LastSeq})
-			return
-		case p.Seq == cur.LastSeq+1:
-			next = persistence.ProducerState{Epoch: cur.Epoch, LastSeq: p.Seq}
-		default:
-			reply(m.reply, Result{Err: &SeqGapError{Expected: cur.LastSeq + 1, Received: p.Seq}})
-			return
-		}
-	}
-	if req.Seq != "" && a.meta.LastSeq != "" && req.Seq <= a.meta.LastSeq {
-		reply(m.reply, Result{Err: ErrSeqRegression})
-		return
-	}
-
-	op := &writeOp{kind: opAppend, reply: m.reply, id: a.meta.ID, start: a.tail, records: req.Records}
-	for _, r := range req.Records {
-		a.tail += uint64(len(r))
-	}
-	if req.Seq != "" {
-		a.meta.LastSeq = req.Seq
-		a.metaDirty = true
-	}
-	if p != nil {
-		if a.producers == nil {
-			a.producers = map[string]persistence.ProducerState{}
-		}
-		if a.meta.NoProducers { // committed with the producer state
-			a.meta.NoProducers = false
-			a.metaDirty = true
-		}
-		if a.dirtyProducers == nil {
-			a.dirtyProducers = map[string]struct{}{}
-		}
-		a.producers[p.ID] = next
-		a.dirtyProducers[p.ID] = struct{}{}
-	}
-	if req.Close {
-		a.meta.Closed = true
-		if p != nil {
-			a.meta.ClosedBy = &persistence.ProducerRef{ID: p.ID, Epoch: p.Epoch, Seq: p.Seq}
-		}
-		a.metaDirty = true
-	}
-	if a.meta.HasTTL {
-		a.meta.LastAccess = now
-		a.metaDirty = true
-	}
+	start, res := a.st.applyAppend(plan, now)
 	a.h.Touch(now)
-	op.res = Result{Outcome: Appended, NextOffset: a.tail, Closed: a.meta.Closed}
-	if p != nil {
-		op.res.ProducerEpoch, op.res.ProducerSeq = next.Epoch, next.LastSeq
-	}
-	a.pending = append(a.pending, op)
+	a.pipe.add(&writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records})
 	a.flush()
 }
 
-// replyAfterCommits answers a request that writes nothing but whose answer
-// relies on speculative state (a duplicate of a write still in flight, say):
-// it is answered only once every earlier write is durable.
-func (a *streamActor) replyAfterCommits(ch chan Result, res Result) {
-	if !a.inflight && len(a.pending) == 0 {
-		res.Snapshot = a.snap
-		reply(ch, res)
-		return
-	}
-	a.pending = append(a.pending, &writeOp{kind: opNoWrite, reply: ch, res: res})
-}
-
-// flush starts committing the pending writes unless a commit is in flight.
-// At most one commit per stream is in flight; everything accepted meanwhile
-// forms the next batch, which is how concurrent writers share fsyncs.
+// flush starts the next commit if none is in flight.
 func (a *streamActor) flush() {
-	if a.inflight || len(a.pending) == 0 {
-		return
+	if d := a.pipe.flush(); d != nil {
+		a.onCommitDone(d)
 	}
-	if a.stopping {
-		for _, op := range a.pending {
-			reply(op.reply, Result{Err: ErrShuttingDown})
-		}
-		a.pending = nil
-		return
-	}
-	ops := a.pending
-	a.pending = nil
-	writes := false
-	for _, op := range ops {
-		if op.kind != opNoWrite {
-			writes = true
-			break
-		}
-	}
-	if !writes {
-		for _, op := range ops {
-			op.res.Snapshot = a.snap
-			reply(op.reply, op.res)
-		}
-		return
-	}
-	b := a.s.store.NewBatch()
-	err := a.fillBatch(b, ops)
-	if err != nil {
-		b.Close()
-		a.onCommitDone(&commitDone{ops: ops, err: err})
-		return
-	}
-	a.inflight = true
-	done := &commitDone{ops: ops, snap: a.speculativeSnapshot(), finished: make(chan struct{})}
-	a.commit = done
-	root, self := a.s.root, a.self
-	a.s.commits.Add(1)
-	go func() {
-		defer a.s.commits.Done()
-		done.err = b.Commit()
-		b.Close()
-		close(done.finished)
-		root.Send(self, done)
-	}()
 }
 
+// fillBatch writes a batch's ops and the state changes accepted with them
+// (commitEnv.fill).
 func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 	for _, e := range a.unindex {
 		if err := b.DeleteExpiryEntry(e); err != nil {
@@ -602,19 +446,7 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 			pos += uint64(len(r))
 		}
 	}
-	if a.exists && a.metaDirty {
-		if err := a.putMeta(b, &a.meta); err != nil {
-			return err
-		}
-	}
-	for id := range a.dirtyProducers {
-		if err := b.PutProducer(a.meta.ID, id, a.producers[id]); err != nil {
-			return err
-		}
-	}
-	a.metaDirty = false
-	clear(a.dirtyProducers)
-	return nil
+	return a.st.writeChanges(b, a.putMeta)
 }
 
 // putMeta writes the stream's metadata and keeps the expiry index pointing
@@ -624,63 +456,34 @@ func (a *streamActor) putMeta(b *persistence.Batch, m *persistence.Meta) error {
 	if err := b.PutMeta(a.path, m); err != nil {
 		return err
 	}
-	d, ok := m.Deadline()
-	if old := a.indexed; old != nil && (!ok || old.ID != m.ID || old.Deadline.UnixNano() != d.UnixNano()) {
+	var now *persistence.ExpiryEntry
+	if d, ok := m.Deadline(); ok {
+		now = &persistence.ExpiryEntry{Deadline: d, ID: m.ID, Path: a.path}
+	}
+	if old := a.indexed; old != nil && (now == nil || !old.SameKey(*now)) {
 		if err := b.DeleteExpiryEntry(*old); err != nil {
 			return err
 		}
 	}
-	a.indexed = nil
-	if ok {
-		a.indexed = &persistence.ExpiryEntry{Deadline: d, ID: m.ID, Path: a.path}
-	}
+	a.indexed = now
 	return nil
-}
-
-// onReap acts on an expiry index entry that came due: delete the stream if
-// it has expired, otherwise repoint the index at the stream's real
-// deadline (it was read since), or drop an entry of a stream that is gone.
-func (a *streamActor) onReap(e persistence.ExpiryEntry) {
-	if a.exists && a.meta.ID == e.ID {
-		if a.expired(a.s.cfg.Now()) {
-			a.expireNow()
-			return
-		}
-		if a.meta.HasTTL {
-			a.meta.LastAccess = a.h.LastAccess()
-		}
-		a.metaDirty = true
-	}
-	if a.indexed == nil || a.indexed.ID != e.ID || a.indexed.Deadline.UnixNano() != e.Deadline.UnixNano() {
-		a.unindex = append(a.unindex, e)
-	}
-	a.commitMetadata()
 }
 
 // commitMetadata commits the metadata and expiry index changes made so far
 // through the ordinary commit pipeline: an append-kind op without records
 // carries them, ordered and group committed with the stream's writes.
 func (a *streamActor) commitMetadata() {
-	a.pending = append(a.pending, &writeOp{kind: opAppend})
+	a.pipe.add(&writeOp{kind: opAppend})
 	a.flush()
 }
 
 func (a *streamActor) onCommitDone(d *commitDone) {
-	if d != a.commit && d.finished != nil {
-		return // already handled by stop
-	}
-	a.commit = nil
-	a.inflight = false
 	if d.err != nil {
 		a.s.log.Error("commit failed; reloading stream state", "path", a.path, "err", d.err)
-		for _, op := range append(d.ops, a.pending...) {
+		for _, op := range append(d.ops, a.pipe.takePending()...) {
 			reply(op.reply, Result{Err: d.err})
 		}
-		a.pending = nil
-		a.barrierActive = false
-		if err := a.load(); err != nil {
-			a.failed = err
-		}
+		_ = a.load() // on failure the actor is broken and says why
 		a.drainQueued()
 		return
 	}
@@ -715,90 +518,13 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	if delta != nil {
 		a.notifySubscribers(delta)
 	}
-	a.barrierActive = false
 	a.flush()
 	a.drainQueued()
 	a.armTTL()
 }
 
-// notifySubscribers hands a committed delta to every live subscriber.
-func (a *streamActor) notifySubscribers(d *Delta) {
-	for id, sub := range a.subs {
-		select {
-		case sub.ch <- d:
-			if d.Closed || d.Deleted {
-				delete(a.subs, id)
-				close(sub.ch)
-			}
-		default:
-			// Too far behind: drop it; it catches up from storage.
-			delete(a.subs, id)
-			close(sub.ch)
-		}
-	}
-}
-
-func (a *streamActor) onSubscribe(m *subscribeMsg) {
-	snap := a.snap
-	switch {
-	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
-		reply(m.reply, ErrNotFound)
-	case m.from < snap.Tail || snap.Closed:
-		reply(m.reply, ErrBehind)
-	case m.from > snap.Tail:
-		reply(m.reply, ErrOffsetBeyondTail)
-	default:
-		if a.subs == nil {
-			a.subs = map[uint64]*subscribeMsg{}
-		}
-		a.subs[m.id] = m
-		a.armReadersTick()
-		reply(m.reply, nil)
-	}
-}
-
-func (a *streamActor) armTTL() {
-	if a.ttlTimer != nil {
-		a.ttlTimer.Stop()
-		a.ttlTimer = nil
-	}
-	if !a.snap.Exists {
-		return
-	}
-	deadline, ok := a.snap.Expiry.Deadline(a.h.LastAccess())
-	if !ok {
-		return
-	}
-	root, self := a.s.root, a.self
-	d := max(deadline.Sub(a.s.cfg.Now()), 0) + time.Millisecond
-	a.ttlTimer = time.AfterFunc(d, func() { root.Send(self, &expireTick{}) })
-}
-
-func (a *streamActor) onExpireTick() {
-	if a.expired(a.s.cfg.Now()) {
-		a.expireNow()
-		return
-	}
-	a.armTTL() // a read refreshed the TTL meanwhile
-}
-
-// expireNow deletes an expired stream through the pipeline, like DELETE.
-func (a *streamActor) expireNow() {
-	for _, q := range a.queued {
-		if d, ok := q.(*deleteMsg); ok && d.reply == nil {
-			return // already scheduled
-		}
-	}
-	a.dispatch(&deleteMsg{})
-}
-
-func (a *streamActor) armIdle(d time.Duration) {
-	root, self := a.s.root, a.self
-	a.idleTimer = time.AfterFunc(d, func() { root.Send(self, &idleTick{}) })
-}
-
 func (a *streamActor) onIdleTick(c actor.Context) {
-	if a.retired {
+	if a.phase == retired {
 		return
 	}
 	idle := a.s.idleTimeout()
@@ -811,7 +537,7 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 		return
 	}
 	a.maybePassivate(c)
-	if !a.retired {
+	if a.phase != retired {
 		a.armIdle(idle)
 	}
 }
@@ -819,7 +545,7 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 // maybePassivate retires an idle actor. It persists the sliding-TTL anchor
 // first so the stream's remaining lifetime survives passivation.
 func (a *streamActor) maybePassivate(c actor.Context) {
-	if a.retired || a.inflight || len(a.pending) > 0 || len(a.queued) > 0 || a.h.parked.Load() > 0 || len(a.subs) > 0 {
+	if !a.pipe.idle() || len(a.queued) > 0 || a.h.parked.Load() > 0 || len(a.subs) > 0 {
 		return
 	}
 	if !a.persistAccess() {
@@ -828,145 +554,41 @@ func (a *streamActor) maybePassivate(c actor.Context) {
 	if !a.h.tryRetire() {
 		return // a handler is sending right now; try again next idle period
 	}
-	a.retired = true
-	a.passivated = true
+	a.phase = retired
+	a.idleRetired = true
 	c.Poison(a.self)
 }
 
-// renewed reports whether reads moved the sliding-TTL anchor past the
-// persisted one, and returns the new anchor.
-func (a *streamActor) renewed() (time.Time, bool) {
-	if !a.exists || !a.meta.HasTTL {
-		return time.Time{}, false
-	}
-	last := a.h.LastAccess()
-	return last, last.After(a.meta.LastAccess)
-}
-
-// onRenew persists a read-renewed anchor through the commit pipeline.
-//
-// Streams.Touch sends at most one renewMsg per renewInterval, so reads
-// later in that interval would stay in memory only; after persisting, the
-// actor therefore checks once more an interval later (and again while
-// reads keep renewing), so every read's renewal is durable within about
-// renewInterval.
-func (a *streamActor) onRenew() {
-	last, ok := a.renewed()
-	if !ok {
-		return
-	}
-	a.meta.LastAccess = last
-	a.metaDirty = true
-	a.commitMetadata()
-	if a.renewTimer == nil {
-		root, self := a.s.root, a.self
-		a.renewTimer = time.AfterFunc(renewInterval, func() { root.Send(self, &renewMsg{recheck: true}) })
-	}
-}
-
-// armReadersTick starts renewing a sliding TTL on behalf of live readers
-// (long-poll waiters, SSE subscribers), every half TTL while any remain.
-// A live read renews the TTL when it starts (§5.1), but an SSE response or
-// a long-poll may outlast a short TTL, and "a stream with active live
-// readers will not expire".
-func (a *streamActor) armReadersTick() {
-	if a.readersTimer != nil || !a.exists || !a.meta.HasTTL {
-		return
-	}
-	root, self := a.s.root, a.self
-	a.readersTimer = time.AfterFunc(max(a.meta.TTL/2, 100*time.Millisecond), func() { root.Send(self, &readersTick{}) })
-	a.h.readersArmed.Store(true)
-}
-
-// keepAliveForReaders renews the TTL if live readers remain, and keeps
-// doing so while they do.
-func (a *streamActor) keepAliveForReaders() {
-	if a.h.parked.Load() == 0 && len(a.subs) == 0 {
-		return
-	}
-	a.h.Touch(a.s.cfg.Now())
-	if !a.barrierActive && len(a.queued) == 0 {
-		a.onRenew()
-	}
-	a.armTTL()
-	a.armReadersTick()
-}
-
-// persistAccess writes a read-renewed anchor directly, for an actor about
-// to stop with no commit in flight; it reports success.
-func (a *streamActor) persistAccess() bool {
-	last, ok := a.renewed()
-	if !ok {
-		return true
-	}
-	meta := a.meta
-	meta.LastAccess = last
-	b := a.s.store.NewBatch()
-	defer b.Close()
-	err := a.putMeta(b, &meta)
-	if err == nil {
-		err = b.Commit()
-	}
-	if err != nil {
-		a.s.log.Warn("persist stream access time", "path", a.path, "err", err)
-		return false
-	}
-	a.meta = meta
-	return true
-}
-
 func (a *streamActor) stop() {
-	a.retired = true
-	a.stopping = true
+	a.phase = retired
+	a.pipe.closed = true
 	a.h.forceRetire()
-	// The commitDone message of a commit in flight would arrive after the
-	// actor stopped and be dropped: wait for the commit here and answer its
-	// writes, which are durable (or failed) by then.
 	// With nothing pending, the metadata is what the commit in flight (if
 	// any) makes durable; otherwise it holds unacknowledged changes that
 	// must not be written here.
-	settled := len(a.pending) == 0
-	if d := a.commit; d != nil {
-		<-d.finished
+	settled := len(a.pipe.pending) == 0
+	// The commitDone message of a commit in flight would arrive after the
+	// actor stopped and be dropped: wait for the commit here and answer its
+	// writes, which are durable (or failed) by then.
+	if d := a.pipe.awaitFlight(); d != nil && a.pipe.finish(d) {
 		a.onCommitDone(d)
 	}
-	if settled && a.failed == nil && a.exists {
+	if settled && a.err == nil && a.st.exists {
 		a.persistAccess() // reads since the last write renewed the TTL
 	}
-	if a.ttlTimer != nil {
-		a.ttlTimer.Stop()
-	}
-	if a.idleTimer != nil {
-		a.idleTimer.Stop()
-	}
-	if a.renewTimer != nil {
-		a.renewTimer.Stop()
-	}
-	if a.readersTimer != nil {
-		a.readersTimer.Stop()
-	}
+	a.timers.stopAll()
 	a.h.wakeWaiters(nil) // after forceRetire: parked waiters relocate
-	for id, sub := range a.subs {
-		close(sub.ch)
-		delete(a.subs, id)
+	for id := range a.subs {
+		a.dropSubscriber(id)
 	}
 	for _, q := range a.queued {
-		q.(retrier).retry()
+		q.retry()
 	}
 	a.queued = nil
 	// A passivated actor with every write committed holds exactly the
 	// durable state (persistAccess updates meta only once written): hand
 	// it to the next incarnation.
-	if a.passivated && settled && a.failed == nil && !a.inflight && !a.metaDirty && len(a.dirtyProducers) == 0 {
-		a.handover = &restHandover{state: a.durableState()}
+	if a.idleRetired && settled && a.err == nil && a.pipe.idle() && !a.st.changed() {
+		a.handover = &restHandover{state: a.st.durable()}
 	}
-}
-
-// durableState is the stream's state as Store.Load would return it; valid
-// only while nothing is pending or in flight.
-func (a *streamActor) durableState() *persistence.StreamState {
-	if !a.exists {
-		return nil
-	}
-	return &persistence.StreamState{Meta: a.meta, Tail: a.tail, Producers: a.producers}
 }

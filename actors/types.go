@@ -91,6 +91,9 @@ type Delta struct {
 	sse      []byte
 }
 
+// size is the delta's data in bytes (what a subscriber's budget counts).
+func (d *Delta) size() int64 { return int64(d.End - d.Start) }
+
 // Body returns the delta as a read response body: the concatenated bytes,
 // or a JSON array for JSON streams.
 func (d *Delta) Body() []byte {

@@ -18,6 +18,9 @@ type apiError struct {
 	status  int
 	msg     string
 	headers map[string]string
+	// limit names the bound that refused the request, if one did (counted
+	// in Rejections).
+	limit string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -40,9 +43,16 @@ func toAPIError(err error) *apiError {
 	var gap *actors.SeqGapError
 	var he *echo.HTTPError
 	var tooBig *http.MaxBytesError
+	var limit *actors.LimitError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &limit):
+		status := http.StatusTooManyRequests
+		if limit.Server {
+			status = http.StatusServiceUnavailable
+		}
+		return overloaded(limit.Limit, status, limit.Error())
 	case errors.As(err, &closed):
 		return newError(http.StatusConflict, "stream is closed").
 			with(protocol.HeaderStreamClosed, "true").
@@ -77,26 +87,35 @@ func toAPIError(err error) *apiError {
 	case protocol.IsBadRequest(err):
 		return newError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), protocol.ErrBadRequest.Error()+": "))
 	case errors.Is(err, actors.ErrShuttingDown):
-		return newError(http.StatusServiceUnavailable, "shutting down")
-	case errors.Is(err, context.DeadlineExceeded):
-		return newError(http.StatusServiceUnavailable, "timed out")
+		return overloaded(LimitShutdown, http.StatusServiceUnavailable, "shutting down")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The request's context ended before its answer was known: the
+		// client left (and reads nothing), or shutdown ran out of time. The
+		// outcome of a write is unknown either way, so never a 2xx.
+		return newError(http.StatusServiceUnavailable, "request cancelled before it completed").with("Retry-After", retryAfterSeconds)
 	}
 	return nil
 }
 
-// errorHandler writes errors as short text/plain bodies.
+// errorHandler writes errors as short text/plain bodies. It writes a status
+// on every path: an error never leaves net/http to send its implicit 200.
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
-		return
-	}
-	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
-		return // the client left; nobody reads the answer
+		return // a live response already under way ends here
 	}
 	ae := toAPIError(err)
 	if ae == nil {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		ae = newError(http.StatusInternalServerError, "internal error")
 	}
+	if ae.limit != "" {
+		s.rejections.Add(ae.limit)
+	}
+	s.writeError(c, ae)
+}
+
+// writeError writes ae as the response.
+func (s *Server) writeError(c echo.Context, ae *apiError) {
 	h := c.Response().Header()
 	for k, v := range ae.headers {
 		h.Set(k, v)

@@ -29,6 +29,7 @@ import (
 type env struct {
 	url    string
 	client *http.Client
+	api    *httpapi.Server
 }
 
 // setup is what options may change before the stack starts.
@@ -56,6 +57,11 @@ func withCompression(on bool) option { return func(s *setup) { s.api.Compression
 func withReadAhead(bytes int) option { return func(s *setup) { s.api.ReadAheadBytes = bytes } }
 
 func withClock(now func() time.Time) option { return func(s *setup) { s.actors.Now = now } }
+
+// withAPI and withActors adjust any other setting.
+func withAPI(f func(*httpapi.Config)) option { return func(s *setup) { f(&s.api) } }
+
+func withActors(f func(*actors.Config)) option { return func(s *setup) { f(&s.actors) } }
 
 // fakeClock is a manually advanced clock for expiry tests.
 type fakeClock struct {
@@ -119,7 +125,8 @@ func newEnv(t *testing.T, opts ...option) *env {
 		t.Fatalf("start actors: %v", err)
 	}
 	st.api.Streams = streams
-	ts := httptest.NewServer(httpapi.New(st.api))
+	api := httpapi.New(st.api)
+	ts := httptest.NewServer(api)
 	// Compression is negotiated explicitly by the tests, so the transport
 	// must neither add Accept-Encoding nor decompress transparently.
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 128}
@@ -144,7 +151,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 			t.Logf("server log:\n%s", out)
 		}
 	})
-	return &env{url: ts.URL, client: &http.Client{Transport: tr}}
+	return &env{url: ts.URL, client: &http.Client{Transport: tr}, api: api}
 }
 
 func sp(name string) string { return httpapi.StreamPrefix + "/" + name }

@@ -270,7 +270,7 @@ func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, po
 	if snap.Closed {
 		return s.writeTail(c, snap, http.StatusNoContent, cur)
 	}
-	d, err := s.streams.Wait(c.Request().Context(), path, pos, s.cfg.LongPollTimeout)
+	d, err := s.streams.Wait(c.Request().Context(), path, pos, s.cfg.LongPollTimeout, s.cfg.Draining)
 	switch {
 	case err == nil:
 	case errors.Is(err, actors.ErrBehind):

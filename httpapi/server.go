@@ -42,23 +42,41 @@ type Config struct {
 	// catch-up readers (see readAhead); 0 means the default, 32 MiB, and a
 	// negative value disables read-ahead.
 	ReadAheadBytes int
-	Logger         *slog.Logger
+	// WriteTimeout bounds each write of a response: a client that stops
+	// reading is dropped after about this long (default 30s; see
+	// deadlineWriter).
+	WriteTimeout time.Duration
+	// MaxBodyMemory bounds the request body bytes held in memory at once
+	// across all requests; past it writes get 503 (default 256 MiB).
+	MaxBodyMemory int64
+	// MaxHeaderValueBytes bounds Stream-Seq and Producer-Id values (default
+	// 1024); longer ones get 400.
+	MaxHeaderValueBytes int
+	// Draining, once closed, ends live reads so a shutdown need not wait
+	// for them: waiting long-polls answer 204 at the current tail, SSE
+	// responses end cleanly, and clients reconnect. Writes carry on and get
+	// their real answers. nil never drains.
+	Draining <-chan struct{}
+	Logger   *slog.Logger
 }
 
-// Server holds the handlers' shared configuration.
+// Server serves the protocol; it is an http.Handler.
 type Server struct {
-	cfg     Config
-	streams *actors.Streams
-	store   *persistence.Store
-	log     *slog.Logger
-	pools   *compressors
-	bufs    sync.Pool // *[]byte read buffers; see readChunk
-	fixed   fixedHeaders
-	ahead   *readAhead // nil when disabled
+	cfg        Config
+	echo       *echo.Echo
+	streams    *actors.Streams
+	store      *persistence.Store
+	log        *slog.Logger
+	pools      *compressors
+	bufs       sync.Pool // *[]byte read buffers; see readChunk
+	fixed      fixedHeaders
+	ahead      *readAhead // nil when disabled
+	bodies     byteBudget
+	rejections Rejections
 }
 
-// New returns the Echo instance serving the protocol.
-func New(cfg Config) *echo.Echo {
+// New returns the handler serving the protocol.
+func New(cfg Config) *Server {
 	if cfg.LongPollTimeout <= 0 {
 		cfg.LongPollTimeout = 30 * time.Second
 	}
@@ -71,6 +89,15 @@ func New(cfg Config) *echo.Echo {
 	if cfg.MaxAppendBytes <= 0 {
 		cfg.MaxAppendBytes = 16 << 20
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxBodyMemory <= 0 {
+		cfg.MaxBodyMemory = 256 << 20
+	}
+	if cfg.MaxHeaderValueBytes <= 0 {
+		cfg.MaxHeaderValueBytes = 1024
+	}
 	if cfg.Cursor == nil {
 		cfg.Cursor = cursor.New(cursor.DefaultInterval, cursor.DefaultEpoch())
 	}
@@ -79,6 +106,7 @@ func New(cfg Config) *echo.Echo {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders()}
+	s.bodies.limit = cfg.MaxBodyMemory
 	switch {
 	case cfg.ReadAheadBytes == 0:
 		s.ahead = newReadAhead(s, 32<<20)
@@ -88,11 +116,38 @@ func New(cfg Config) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.securityHeaders)
+	e.Use(s.answer, s.securityHeaders)
 	g := e.Group(StreamPrefix)
 	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
 	g.Match(methods, "/*", s.route)
-	return e
+	s.echo = e
+	return s
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Rejections counts the requests refused at a bound since New.
+func (s *Server) Rejections() map[string]int64 { return s.rejections.Snapshot() }
+
+// answer wraps every request. It gives the response's writes their
+// deadlines, and it makes an answer certain: an error is written by
+// errorHandler here, and a handler that returned without writing anything
+// (a bug) gets a 500, so net/http's implicit 200 can never acknowledge a
+// write that did not happen.
+func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := c.Response()
+		w.Writer = newDeadlineWriter(w.Writer, c.Request(), s.cfg.WriteTimeout)
+		if err := next(c); err != nil {
+			s.errorHandler(err, c)
+		}
+		if !w.Committed {
+			s.log.Error("handler wrote no response", "method", c.Request().Method, "path", c.Request().URL.Path)
+			s.writeError(c, newError(http.StatusInternalServerError, "internal error"))
+		}
+		return nil
+	}
 }
 
 // Headers a browser client may send and read (CORS).

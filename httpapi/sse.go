@@ -57,7 +57,9 @@ func (sw *sseWriter) flush() error {
 // storage in chunks, then live deltas from the stream actor. A subscriber
 // that falls behind is dropped by the actor and resumes from storage here,
 // transparently to the client. The response ends when the stream closes or
-// is deleted, the client leaves, or SSEReconnectInterval passes (§10.2).
+// is deleted, the client leaves, SSEReconnectInterval passes (§10.2), or
+// the server drains for shutdown; the client then reconnects from the last
+// offset it was given.
 func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, pos uint64, clientCursor string) error {
 	w := c.Response()
 	h := w.Header()
@@ -78,6 +80,11 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 	defer deadline.Stop()
 	sentControl := false
 	for {
+		select {
+		case <-s.cfg.Draining:
+			return nil
+		default:
+		}
 		_, cur, err := s.streams.Open(ctx, path)
 		if err != nil {
 			return nil // deleted, expired or shutting down: end the response
@@ -117,7 +124,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 		if err != nil {
 			return nil
 		}
-		done, err := s.live(sw, sub, &pos, deadline.C, ctx.Done())
+		done, err := s.live(sw, sub, &pos, deadline.C, ctx.Done(), s.cfg.Draining)
 		sub.Close()
 		if done || err != nil {
 			return nil
@@ -127,7 +134,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 
 // live relays deltas from a subscription until it ends. It reports done
 // when the response should end; otherwise the caller resumes from storage.
-func (s *Server) live(sw *sseWriter, sub *actors.Subscription, pos *uint64, deadline <-chan time.Time, gone <-chan struct{}) (bool, error) {
+func (s *Server) live(sw *sseWriter, sub *actors.Subscription, pos *uint64, deadline <-chan time.Time, gone, draining <-chan struct{}) (bool, error) {
 	for {
 		select {
 		case d, ok := <-sub.C:
@@ -146,7 +153,9 @@ func (s *Server) live(sw *sseWriter, sub *actors.Subscription, pos *uint64, dead
 			}
 			sw.control(d.End, true, d.Closed)
 			*pos = d.End
-			if err := sw.flush(); err != nil {
+			err := sw.flush()
+			sub.Done(d)
+			if err != nil {
 				return true, err
 			}
 			if d.Closed {
@@ -155,6 +164,8 @@ func (s *Server) live(sw *sseWriter, sub *actors.Subscription, pos *uint64, dead
 		case <-deadline:
 			return true, nil
 		case <-gone:
+			return true, nil
+		case <-draining:
 			return true, nil
 		}
 	}

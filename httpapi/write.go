@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,21 +16,78 @@ import (
 	"github.com/streamd/streamd/protocol"
 )
 
-// readBody reads the request body up to the configured limit (413 beyond).
-func (s *Server) readBody(c echo.Context) ([]byte, error) {
+// readBody reads the request body up to MaxAppendBytes (413 beyond). Its
+// bytes count against MaxBodyMemory from the first read until the caller
+// releases the returned reservation with s.bodies.release, once the write
+// it carries has been answered: past the budget the request gets 503, so
+// many slow or large uploads cannot hold unbounded memory. A body that has
+// not arrived within the server's read timeout gets 408.
+func (s *Server) readBody(c echo.Context) (body []byte, reserved int64, err error) {
 	r := c.Request()
-	if r.ContentLength > s.cfg.MaxAppendBytes {
-		return nil, newError(http.StatusRequestEntityTooLarge, "request body too large")
+	limit := s.cfg.MaxAppendBytes
+	if r.ContentLength > limit {
+		return nil, 0, newError(http.StatusRequestEntityTooLarge, "request body too large")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxAppendBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, newError(http.StatusRequestEntityTooLarge, "request body too large")
+	// A declared length is reserved and read at once; a chunked body grows
+	// its buffer (and reservation) as it arrives.
+	size := r.ContentLength
+	if size < 0 {
+		size = min(limit, 64<<10)
+	}
+	if size == 0 {
+		return nil, 0, nil
+	}
+	if !s.bodies.reserve(size) {
+		return nil, 0, overloaded(LimitBodyMemory, http.StatusServiceUnavailable, "too many request bodies in memory")
+	}
+	reserved = size
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			if r.ContentLength >= 0 || int64(len(buf)) > limit {
+				break
+			}
+			// One byte past the limit tells a too-large body from one of
+			// exactly the limit.
+			grow := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			if !s.bodies.reserve(grow) {
+				s.bodies.release(reserved)
+				return nil, 0, overloaded(LimitBodyMemory, http.StatusServiceUnavailable, "too many request bodies in memory")
+			}
+			reserved += grow
+			grown := make([]byte, len(buf), int64(cap(buf))+grow)
+			copy(grown, buf)
+			buf = grown
 		}
-		return nil, newError(http.StatusBadRequest, "could not read request body")
+		n, rerr := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			s.bodies.release(reserved)
+			return nil, 0, bodyReadError(rerr)
+		}
 	}
-	return body, nil
+	if int64(len(buf)) > limit {
+		s.bodies.release(reserved)
+		return nil, 0, newError(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	return buf, reserved, nil
+}
+
+// bodyReadError maps a failed body read to its answer.
+func bodyReadError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return newError(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		e := newError(http.StatusRequestTimeout, "request body not received in time")
+		e.limit = LimitReadTimeout
+		return e.with(echo.HeaderConnection, "close")
+	}
+	return newError(http.StatusBadRequest, "could not read request body")
 }
 
 // records splits a body into stored records: JSON bodies into messages,
@@ -62,10 +121,11 @@ func (s *Server) create(c echo.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(c)
+	body, reserved, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
+	defer s.bodies.release(reserved)
 	recs, err := records(body, protocol.IsJSON(ct.Raw), true)
 	if err != nil {
 		return err
@@ -111,11 +171,19 @@ func (s *Server) appendTo(c echo.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(c)
+	seq := hdr.Get(protocol.HeaderStreamSeq)
+	if len(seq) > s.cfg.MaxHeaderValueBytes {
+		return newError(http.StatusBadRequest, fmt.Sprintf("Stream-Seq longer than %d bytes", s.cfg.MaxHeaderValueBytes))
+	}
+	if producer != nil && len(producer.ID) > s.cfg.MaxHeaderValueBytes {
+		return newError(http.StatusBadRequest, fmt.Sprintf("Producer-Id longer than %d bytes", s.cfg.MaxHeaderValueBytes))
+	}
+	body, reserved, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
-	req := actors.AppendRequest{Seq: hdr.Get(protocol.HeaderStreamSeq), Producer: producer, Close: closing}
+	defer s.bodies.release(reserved)
+	req := actors.AppendRequest{Seq: seq, Producer: producer, Close: closing}
 	if len(body) == 0 && !closing {
 		return newError(http.StatusBadRequest, "empty body: appends need data unless Stream-Closed: true")
 	}

@@ -1,11 +1,13 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -115,6 +117,11 @@ type ExpiryEntry struct {
 	Path     string
 }
 
+// SameKey reports whether e and o are stored under the same index key.
+func (e ExpiryEntry) SameKey(o ExpiryEntry) bool {
+	return e.ID == o.ID && expiryNanos(e.Deadline) == expiryNanos(o.Deadline)
+}
+
 // ProducerRef names one producer request.
 type ProducerRef struct {
 	ID    string `json:"id"`
@@ -126,6 +133,10 @@ type ProducerRef struct {
 type ProducerState struct {
 	Epoch   uint64 `json:"epoch"`
 	LastSeq uint64 `json:"seq"`
+	// Used is when the producer last wrote, in Unix seconds (0 in state
+	// written before it was recorded); idle producers may be forgotten to
+	// make room for new ones.
+	Used int64 `json:"used,omitempty"`
 }
 
 // StreamState is everything needed to resume a stream: its metadata, tail
@@ -419,15 +430,24 @@ func (s *Store) scan(id, from, upto uint64, fn func(pos uint64, v []byte) bool) 
 }
 
 // ExpiredEntries returns up to limit expiry index entries whose deadline is
-// at or before now, oldest first.
-func (s *Store) ExpiredEntries(now time.Time, limit int) ([]ExpiryEntry, error) {
+// at or before now, in deadline order, starting after the entry after (nil:
+// from the first), so a caller can page past entries it skips.
+func (s *Store) ExpiredEntries(now time.Time, after *ExpiryEntry, limit int) ([]ExpiryEntry, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	lower := []byte{prefixExpiry}
+	if after != nil {
+		// The smallest key greater than after's.
+		lower = append(expiryKey(after.Deadline, after.ID), 0)
+	}
 	// Exclusive bound: every entry with a deadline at or before now.
 	upper := expiryKey(now.Add(time.Nanosecond), 0)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixExpiry}, UpperBound: upper})
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("scan expiry index: %w", err)
 	}
@@ -520,6 +540,11 @@ func (b *Batch) PutProducer(id uint64, producer string, ps ProducerState) error 
 	return b.b.Set(append(producerPrefix(id), producer...), v, nil)
 }
 
+// DeleteProducer forgets one producer of stream id.
+func (b *Batch) DeleteProducer(id uint64, producer string) error {
+	return b.b.Delete(append(producerPrefix(id), producer...), nil)
+}
+
 // DeleteStream removes the stream at path with id: metadata, log and
 // producers. Range deletions make this O(1) regardless of stream size.
 func (b *Batch) DeleteStream(path string, id uint64) error {
@@ -564,14 +589,28 @@ func dataKey(id, pos uint64) []byte {
 	return k
 }
 
-// expiryKey orders entries by deadline (unix nanoseconds; deadlines before
-// 1970 clamp to 0) then id.
+// expiryKey orders entries by deadline (see expiryNanos) then id.
 func expiryKey(deadline time.Time, id uint64) []byte {
 	k := make([]byte, 17)
 	k[0] = prefixExpiry
-	binary.BigEndian.PutUint64(k[1:], uint64(max(deadline.UnixNano(), 0)))
+	binary.BigEndian.PutUint64(k[1:], expiryNanos(deadline))
 	binary.BigEndian.PutUint64(k[9:], id)
 	return k
+}
+
+// expiryNanos is a deadline in Unix nanoseconds, clamped to [0, MaxInt64]
+// without overflow (time.UnixNano is undefined outside 1678-2262). Earlier
+// deadlines are due at once in any case; a later one (refused at the API,
+// but possible in metadata written before that check) must sort last rather
+// than wrap around and come due at once, forever.
+func expiryNanos(deadline time.Time) uint64 {
+	switch {
+	case deadline.Before(time.Unix(0, 0)):
+		return 0
+	case deadline.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return uint64(deadline.UnixNano())
 }
 
 func producerPrefix(id uint64) []byte {

@@ -1053,7 +1053,7 @@ func TestExpiryIndex(t *testing.T) {
 			{base.Add(time.Hour), []string{"expires", "ttl"}},
 		}
 		for _, tc := range tests {
-			got, err := st.ExpiredEntries(tc.now, 100)
+			got, err := st.ExpiredEntries(tc.now, nil, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1068,7 +1068,7 @@ func TestExpiryIndex(t *testing.T) {
 				t.Errorf("ExpiredEntries(%v) paths = %v; want %v", tc.now.Sub(base), paths, tc.paths)
 			}
 		}
-		due, _ := st.ExpiredEntries(base.Add(time.Hour), 1)
+		due, _ := st.ExpiredEntries(base.Add(time.Hour), nil, 1)
 		if len(due) != 1 {
 			t.Fatalf("limit 1: got %d entries", len(due))
 		}
@@ -1080,9 +1080,101 @@ func TestExpiryIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.Close()
-		left, _ := st.ExpiredEntries(base.Add(time.Hour), 100)
+		left, _ := st.ExpiredEntries(base.Add(time.Hour), nil, 100)
 		if len(left) != 1 || left[0].Path != "ttl" {
 			t.Errorf("after deleting %q: entries %+v; want only ttl", due[0].Path, left)
+		}
+	})
+}
+
+// TestExpiryIndexDeadlineRange: deadlines beyond what int64 Unix
+// nanoseconds hold sort last instead of wrapping around (such an entry was
+// due at once and forever, and kept the reaper busy); deadlines before 1970,
+// or before 1678, are due at once.
+func TestExpiryIndexDeadlineRange(t *testing.T) {
+	forEachFS(t, func(t *testing.T, h *harness) {
+		st := h.open()
+		now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		metas := map[string]*Meta{
+			"year-3000":  {ID: 1, ExpiresAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), CreatedAt: now},
+			"year-9999":  {ID: 2, ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), CreatedAt: now},
+			"year-2262":  {ID: 3, ExpiresAt: time.Date(2262, 4, 12, 0, 0, 0, 0, time.UTC), CreatedAt: now},
+			"year-1969":  {ID: 4, ExpiresAt: time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), CreatedAt: now},
+			"year-1000":  {ID: 5, ExpiresAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), CreatedAt: now},
+			"in-an-hour": {ID: 6, ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+		}
+		b := st.NewBatch()
+		for path, m := range metas {
+			if err := b.PutMeta(path, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		for _, tc := range []struct {
+			now   time.Time
+			paths []string
+		}{
+			// Both clamp to 1970, so they order by id.
+			{now, []string{"year-1969", "year-1000"}},
+			{now.Add(2 * time.Hour), []string{"year-1969", "year-1000", "in-an-hour"}},
+			{time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC), []string{"year-1969", "year-1000", "in-an-hour"}},
+		} {
+			got, err := st.ExpiredEntries(tc.now, nil, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paths []string
+			for _, e := range got {
+				paths = append(paths, e.Path)
+			}
+			if fmt.Sprint(paths) != fmt.Sprint(tc.paths) {
+				t.Errorf("ExpiredEntries(%v) = %v; want %v", tc.now, paths, tc.paths)
+			}
+		}
+	})
+}
+
+// TestExpiredEntriesPaging: after resumes strictly after the given entry,
+// so a reaper can page past entries it skips.
+func TestExpiredEntriesPaging(t *testing.T) {
+	forEachFS(t, func(t *testing.T, h *harness) {
+		st := h.open()
+		base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		b := st.NewBatch()
+		for i := 1; i <= 7; i++ {
+			// Two streams share each deadline, so paging must order by id too.
+			m := &Meta{ID: uint64(i), ExpiresAt: base.Add(time.Duration(i/2) * time.Second), CreatedAt: base}
+			if err := b.PutMeta(fmt.Sprintf("s%d", i), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		var seen []string
+		var after *ExpiryEntry
+		for page := 0; page < 10; page++ {
+			got, err := st.ExpiredEntries(base.Add(time.Hour), after, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				break
+			}
+			for _, e := range got {
+				seen = append(seen, e.Path)
+			}
+			after = &got[len(got)-1]
+		}
+		if want := "[s1 s2 s3 s4 s5 s6 s7]"; fmt.Sprint(seen) != want {
+			t.Errorf("paged entries = %v; want %v", seen, want)
+		}
+		if got, _ := st.ExpiredEntries(base.Add(time.Hour), after, 3); len(got) != 0 {
+			t.Errorf("after the last entry: %+v; want none", got)
 		}
 	})
 }

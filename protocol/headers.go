@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"strconv"
 	"strings"
@@ -39,6 +40,12 @@ const MaxSafeInteger = 1<<53 - 1
 // maxTTLSeconds bounds Stream-TTL so deadlines never overflow time.Time
 // arithmetic (about 290 years of nanoseconds; 100 years is plenty).
 const maxTTLSeconds = 100 * 365 * 24 * 3600
+
+// MaxExpiresAt returns the latest Stream-Expires-At accepted: the last
+// instant whose Unix time in nanoseconds fits in an int64 (2262-04-11),
+// which is how deadlines are ordered in storage. A later deadline would
+// wrap around there and come due at once.
+func MaxExpiresAt() time.Time { return time.Unix(0, math.MaxInt64).UTC() }
 
 // Errors returned by the parsers; each wraps ErrBadRequest so the HTTP layer
 // can map any of them to 400.
@@ -115,6 +122,9 @@ func ParseExpiry(ttl, expiresAt string) (Expiry, error) {
 		t, err := time.Parse(time.RFC3339Nano, expiresAt)
 		if err != nil {
 			return e, badRequest("Stream-Expires-At must be an RFC 3339 timestamp, got %q", expiresAt)
+		}
+		if t.After(MaxExpiresAt()) {
+			return e, badRequest("Stream-Expires-At must not be later than %s, got %q", MaxExpiresAt().Format(time.RFC3339), expiresAt)
 		}
 		e.ExpiresAt = t.UTC()
 	}

@@ -74,6 +74,8 @@ func TestParseExpiryExpiresAt(t *testing.T) {
 		{"2030-01-02T03:04:05-00:00", at},
 		{"1999-12-31T23:59:59Z", time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)}, // past deadlines parse; expiry is policy elsewhere
 		{"2028-02-29T00:00:00Z", time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC)},
+		{"2262-04-11T23:47:16Z", time.Date(2262, 4, 11, 23, 47, 16, 0, time.UTC)}, // the latest accepted second
+		{"1000-01-01T00:00:00Z", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)},     // long expired; never due late
 	}
 	for _, tc := range valid {
 		e, err := ParseExpiry("", tc.in)
@@ -108,6 +110,9 @@ func TestParseExpiryExpiresAt(t *testing.T) {
 		" 2030-01-02T03:04:05Z",
 		"2030-01-02T03:04:05Z ",
 		"2030-01-02T03:04:05ZZ",
+		"2262-04-11T23:47:17Z", // past what storage can order (int64 Unix nanoseconds)
+		"3000-01-01T00:00:00Z",
+		"9999-12-31T23:59:59Z",
 	}
 	for _, in := range invalid {
 		e, err := ParseExpiry("", in)

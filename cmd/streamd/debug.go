@@ -18,8 +18,9 @@ import (
 // It also serves /debug/streamd/syncs: Pebble's sync counters as JSON, so a
 // benchmark can compute appends per fsync; and /debug/streamd/actors: how
 // many stream actors are in memory, how many passivated streams keep their
-// state in memory, and where activations loaded their state from.
-func startDebugServer(addr string, store *persistence.Store, streams *actors.Streams) (*http.Server, error) {
+// state in memory, and where activations loaded their state from; and
+// /debug/streamd/limits: how many requests each bound has refused.
+func startDebugServer(addr string, store *persistence.Store, streams *actors.Streams, rejections func() map[string]int64) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
@@ -38,6 +39,10 @@ func startDebugServer(addr string, store *persistence.Store, streams *actors.Str
 	mux.HandleFunc("/debug/streamd/actors", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(streams.Stats())
+	})
+	mux.HandleFunc("/debug/streamd/limits", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rejections())
 	})
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

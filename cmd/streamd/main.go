@@ -54,6 +54,21 @@ type options struct {
 	http2MaxStreams      int
 	logLevel             string
 	debugAddr            string
+
+	// Bounds; see docs/OPERATIONS.md.
+	shutdownTimeout         time.Duration
+	writeTimeout            time.Duration
+	readTimeout             time.Duration
+	maxConnections          int64
+	maxBodyMemory           int64
+	maxHeaderBytes          int
+	maxHeaderValueBytes     int
+	maxLiveReaders          int64
+	maxLiveReadersPerStream int64
+	maxPendingAppends       int
+	maxProducers            int
+	producerTTL             time.Duration
+	sseBufferBytes          int64
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -79,6 +94,19 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.http2MaxStreams, "http2-max-streams", 1000, "concurrent requests one HTTP/2 connection may have open (parked long-polls and SSE responses count)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long writes in progress may take to finish before they are answered 503")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "drop a client whose response write makes no progress for this long")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 60*time.Second, "longest time to receive a request's headers and body (408 beyond)")
+	fs.Int64Var(&o.maxConnections, "max-connections", 0, "connections open at once; more are answered 503 (0: the open-files limit less 1,100)")
+	fs.Int64Var(&o.maxBodyMemory, "max-body-memory", 256<<20, "request body bytes held in memory at once across all requests; past it writes get 503")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block in bytes (431 beyond)")
+	fs.IntVar(&o.maxHeaderValueBytes, "max-header-value-bytes", 1024, "longest Stream-Seq or Producer-Id value in bytes (400 beyond)")
+	fs.Int64Var(&o.maxLiveReaders, "max-live-readers", 100_000, "waiting long-polls plus SSE subscribers in total; more get 503")
+	fs.Int64Var(&o.maxLiveReadersPerStream, "max-live-readers-per-stream", 60_000, "waiting long-polls plus SSE subscribers of one stream; more get 429")
+	fs.IntVar(&o.maxPendingAppends, "max-pending-appends", 4096, "writes one stream has accepted and not yet committed; more get 429")
+	fs.IntVar(&o.maxProducers, "max-producers-per-stream", 10_000, "idempotent producers remembered per stream; a new one past it gets 429 unless an idle one can be forgotten (--producer-ttl)")
+	fs.DurationVar(&o.producerTTL, "producer-ttl", 7*24*time.Hour, "a producer idle this long may be forgotten to make room for a new one on a stream at --max-producers-per-stream")
+	fs.Int64Var(&o.sseBufferBytes, "sse-buffer-bytes", 4<<20, "live data queued for one SSE subscriber; a subscriber further behind resumes from storage")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "STREAMD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -110,6 +138,16 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("--read-ahead-bytes must not be negative")
 	case o.http2MaxStreams <= 0:
 		return nil, errors.New("--http2-max-streams must be positive")
+	case o.shutdownTimeout <= 0, o.writeTimeout <= 0, o.readTimeout <= 0, o.producerTTL <= 0:
+		return nil, errors.New("durations must be positive")
+	case o.maxConnections < 0:
+		return nil, errors.New("--max-connections must not be negative")
+	case o.maxBodyMemory <= 0, o.maxHeaderBytes <= 0, o.maxHeaderValueBytes <= 0, o.maxLiveReaders <= 0,
+		o.maxLiveReadersPerStream <= 0, o.maxPendingAppends <= 0, o.maxProducers <= 0, o.sseBufferBytes <= 0:
+		return nil, errors.New("limits must be positive")
+	}
+	if o.maxConnections == 0 {
+		o.maxConnections = defaultMaxConnections()
 	}
 	return o, nil
 }
@@ -156,10 +194,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		resting = -1 // disabled; 0 means the default to actors.Config
 	}
 	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit,
-		RestingStateBytes: resting, Logger: log})
+		RestingStateBytes: resting, Logger: log,
+		MaxLiveReaders: o.maxLiveReaders, MaxLiveReadersPerStream: o.maxLiveReadersPerStream,
+		MaxPendingAppends: o.maxPendingAppends, MaxProducers: o.maxProducers, ProducerTTL: o.producerTTL,
+		SubscriberBufferBytes: o.sseBufferBytes})
 	if err != nil {
 		return err
 	}
+	draining := make(chan struct{})
 	api := httpapi.New(httpapi.Config{
 		Streams: streams, Store: store,
 		Cursor:               cursor.New(o.cursorInterval, epoch),
@@ -169,24 +211,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		MaxAppendBytes:       o.maxAppendBytes,
 		Compression:          o.compression,
 		ReadAheadBytes:       cmp.Or(o.readAheadBytes, -1), // 0 disables; Config's 0 is its default
+		WriteTimeout:         o.writeTimeout,
+		MaxBodyMemory:        o.maxBodyMemory,
+		MaxHeaderValueBytes:  o.maxHeaderValueBytes,
+		Draining:             draining,
 		Logger:               log,
 	})
 
-	ln, err := net.Listen("tcp", o.addr)
+	tcp, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
-	// Live responses (long-poll, SSE) derive from baseCtx, so cancelling it
-	// ends them promptly instead of making Shutdown wait for them.
+	ln := newConnLimiter(tcp, o.maxConnections)
+	// Request contexts derive from baseCtx; cancelling it is the last step
+	// of a shutdown that ran out of time (see stopServing).
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
 		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.http2MaxStreams},
+		ReadHeaderTimeout: min(10*time.Second, o.readTimeout),
+		// Bounds the body too: a trickling upload is cut off (408) instead
+		// of holding memory. It ends with the body, so live reads are free.
+		ReadTimeout:    o.readTimeout,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: o.maxHeaderBytes,
+		BaseContext:    func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: o.http2MaxStreams,
+			// An HTTP/2 connection whose client stops reading is closed
+			// (responses' own deadlines spare small writes; see httpapi).
+			WriteByteTimeout: o.writeTimeout},
 	}
 	if o.h2c {
 		// Each HTTP/1.1 live reader holds a connection, and with it a file
@@ -201,7 +255,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if o.debugAddr != "" {
-		dbg, err := startDebugServer(o.debugAddr, store, streams)
+		dbg, err := startDebugServer(o.debugAddr, store, streams, func() map[string]int64 {
+			r := api.Rejections()
+			r[httpapi.LimitConnections] = ln.rejected.Load()
+			return r
+		})
 		if err != nil {
 			return err
 		}
@@ -223,22 +281,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	case <-ctx.Done():
 	}
 	log.Info("streamd stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cancelBase()
 	t0 := time.Now()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
+	stopServing(srv, draining, cancelBase, o.shutdownTimeout, log)
 	t1 := time.Now()
-	if err := streams.Shutdown(shutdownCtx); err != nil {
-		log.Warn("actor shutdown", "err", err)
+	// The HTTP layer is quiet: every write was answered. Actors finish what
+	// is queued (nothing is, normally) and their commits in flight.
+	actorsCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := streams.Shutdown(actorsCtx); err != nil {
+		// A commit still in flight holds the store: closing it would wait
+		// for that commit, which is not coming (a stalled disk, say).
+		return fmt.Errorf("stop stream actors: %w", err)
 	}
 	t2 := time.Now()
 	if err := store.Close(); err != nil {
-		log.Warn("close store", "err", err)
+		return fmt.Errorf("close store: %w", err)
 	}
 	log.Info("streamd stopped", "http", t1.Sub(t0).Round(time.Millisecond),
 		"actors", t2.Sub(t1).Round(time.Millisecond), "store", time.Since(t2).Round(time.Millisecond))
 	return nil
+}
+
+// stopServing ends HTTP service without leaving a write unanswered: it
+// stops accepting connections and requests, ends live reads (draining),
+// and waits up to timeout for the requests in progress, whose writes get
+// their real answers. Requests still running then see their context
+// cancelled and answer 503 with Retry-After; a second later whatever is
+// left (a response stuck on a client that does not read) is cut off.
+func stopServing(srv *http.Server, draining chan struct{}, cancelRequests context.CancelFunc, timeout time.Duration, log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	close(draining)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	log.Warn("requests still running at the shutdown timeout; answering them 503", "timeout", timeout)
+	cancelRequests()
+	timer.Reset(time.Second)
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	log.Warn("closing connections of requests that did not end")
+	_ = srv.Close()
+	<-done
 }

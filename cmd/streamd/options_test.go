@@ -33,6 +33,20 @@ func defaults() options {
 		h2c:                  true,
 		http2MaxStreams:      1000,
 		logLevel:             "info",
+
+		shutdownTimeout:         10 * time.Second,
+		writeTimeout:            30 * time.Second,
+		readTimeout:             60 * time.Second,
+		maxConnections:          defaultMaxConnections(),
+		maxBodyMemory:           256 << 20,
+		maxHeaderBytes:          64 << 10,
+		maxHeaderValueBytes:     1024,
+		maxLiveReaders:          100_000,
+		maxLiveReadersPerStream: 60_000,
+		maxPendingAppends:       4096,
+		maxProducers:            10_000,
+		producerTTL:             7 * 24 * time.Hour,
+		sseBufferBytes:          4 << 20,
 	}
 }
 
@@ -53,6 +67,11 @@ func TestParseOptions(t *testing.T) {
 				"--max-append-bytes", "1024", "--compression=false", "--actor-idle-timeout", "2m",
 				"--actor-soft-limit", "5000", "--resting-state-bytes", "0", "--log-level", "debug",
 				"--h2c=false", "--http2-max-streams", "50", "--read-ahead-bytes", "0",
+				"--shutdown-timeout", "3s", "--write-timeout", "4s", "--read-timeout", "5s",
+				"--max-connections", "100", "--max-body-memory", "1000", "--max-header-bytes", "2000",
+				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
+				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
+				"--sse-buffer-bytes", "8000",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -61,6 +80,10 @@ func TestParseOptions(t *testing.T) {
 				o.compression, o.actorIdleTimeout, o.logLevel = false, 2*time.Minute, "debug"
 				o.actorSoftLimit, o.restingStateBytes = 5000, 0
 				o.h2c, o.http2MaxStreams, o.readAheadBytes = false, 50, 0
+				o.shutdownTimeout, o.writeTimeout, o.readTimeout = 3*time.Second, 4*time.Second, 5*time.Second
+				o.maxConnections, o.maxBodyMemory, o.maxHeaderBytes, o.maxHeaderValueBytes = 100, 1000, 2000, 64
+				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
+				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
 			},
 		},
 		{
@@ -144,6 +167,19 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "env bad bool", env: map[string]string{"STREAMD_MEMORY": "maybe"}},
 		{name: "env bad bytes", env: map[string]string{"STREAMD_MAX_CHUNK_BYTES": "lots"}},
 		{name: "env negative bytes", env: map[string]string{"STREAMD_MAX_CHUNK_BYTES": "-1"}},
+		{name: "zero shutdown timeout", args: []string{"--shutdown-timeout", "0s"}},
+		{name: "zero write timeout", args: []string{"--write-timeout", "0s"}},
+		{name: "zero read timeout", args: []string{"--read-timeout", "0s"}},
+		{name: "negative connections", args: []string{"--max-connections", "-1"}},
+		{name: "zero body memory", args: []string{"--max-body-memory", "0"}},
+		{name: "zero header bytes", args: []string{"--max-header-bytes", "0"}},
+		{name: "zero header value bytes", args: []string{"--max-header-value-bytes", "0"}},
+		{name: "zero live readers", args: []string{"--max-live-readers", "0"}},
+		{name: "zero live readers per stream", args: []string{"--max-live-readers-per-stream", "0"}},
+		{name: "zero pending appends", args: []string{"--max-pending-appends", "0"}},
+		{name: "zero producers", args: []string{"--max-producers-per-stream", "0"}},
+		{name: "zero producer ttl", args: []string{"--producer-ttl", "0s"}},
+		{name: "zero sse buffer", args: []string{"--sse-buffer-bytes", "0"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
