@@ -1,5 +1,7 @@
-// Package crashtest SIGKILLs a real streamd under concurrent load and checks
-// that every acknowledged append, and every byte a reader saw, survives.
+// Package crashtest stops a real streamd under concurrent load, alternately
+// with SIGKILL and with SIGTERM (a graceful stop, which must end with exit
+// status 0 in time), and checks that every acknowledged append, and every
+// byte a reader saw, survives.
 package crashtest
 
 import (
@@ -17,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -100,9 +103,45 @@ type harness struct {
 	cycle      int
 	downtime   *life          // short-TTL stream to let expire while streamd is down
 	outcomes   map[string]int // how lifecycle uncertainties resolved, for the log
-	downFrom   time.Time      // when streamd was last killed
+	downFrom   time.Time      // when streamd was last killed, or exited after SIGTERM
 	downTo     time.Time      // when it was last started again
+
+	// Graceful stops (SIGTERM cycles).
+	exitStatus func() error  // how the running streamd exited; call after exited is closed
+	sigterms   int           // cycles ended with SIGTERM
+	termCycle  atomic.Bool   // the running cycle ends with SIGTERM
+	termSent   atomic.Bool   // SIGTERM sent: streamd is draining
+	stopMu     sync.Mutex    // guards the counts below
+	termAll    stopCounts    // appends answered in SIGTERM cycles
+	termAfter  stopCounts    // of which answered after the SIGTERM
+	drain      drainCounts   // live reads ended by a graceful stop
+	slowestEnd time.Duration // longest time from SIGTERM to exit
 }
+
+// stopCounts are how appends were answered.
+type stopCounts struct {
+	ok, unavailable, other5xx, transport, other int
+	noRetryAfter                                int // 503 without Retry-After
+}
+
+func (c stopCounts) String() string {
+	return fmt.Sprintf("2xx=%d 503=%d transport_error=%d other_5xx=%d other=%d (503 without Retry-After: %d)",
+		c.ok, c.unavailable, c.transport, c.other5xx, c.other, c.noRetryAfter)
+}
+
+// drainCounts are how live reads ended after a SIGTERM.
+type drainCounts struct {
+	longPoll204, longPoll200, longPollOther, sseClean, sseCut, sseRefused int
+}
+
+// Graceful stops: streamd runs with this --shutdown-timeout (set through
+// its environment, STREAMD_SHUTDOWN_TIMEOUT, which a binary without the
+// flag ignores), and must exit with status 0 within it plus exitMargin of
+// the SIGTERM.
+const (
+	shutdownTimeout = 5 * time.Second
+	exitMargin      = 5 * time.Second
+)
 
 func (h *harness) violate(format string, args ...any) {
 	h.obsMu.Lock()
@@ -151,7 +190,13 @@ func TestCrash(t *testing.T) {
 			h.verify()
 		}
 		h.create()
-		h.load(c, time.Duration(300+rng.Intn(1200))*time.Millisecond)
+		// Even cycles end with SIGKILL, odd ones with SIGTERM. Verification
+		// after the restart is the same for both.
+		sigterm := c%2 == 1
+		if sigterm {
+			h.sigterms++
+		}
+		h.load(c, time.Duration(300+rng.Intn(1200))*time.Millisecond, sigterm)
 		h.waitForDowntimeExpiry()
 		if t.Failed() && h.violations == 0 {
 			break
@@ -161,10 +206,15 @@ func TestCrash(t *testing.T) {
 	h.verifyRenewals()
 	h.verify()
 	h.kill()
-	line := fmt.Sprintf("crash test: cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d renewals_checked=%d saved_by_read=%d violations=%d",
-		cycles, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.renewals, h.readSaved, h.violations)
+	line := fmt.Sprintf("crash test: cycles=%d sigterm_cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d renewals_checked=%d saved_by_read=%d violations=%d",
+		cycles, h.sigterms, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.renewals, h.readSaved, h.violations)
+	h.stopMu.Lock()
+	term := fmt.Sprintf("crash test: SIGTERM cycles: appends %v; answered after the SIGTERM: %v; live reads ended by the drain: long-poll 204=%d 200=%d other=%d, SSE clean=%d cut off=%d refused=%d; slowest exit %v",
+		h.termAll, h.termAfter, h.drain.longPoll204, h.drain.longPoll200, h.drain.longPollOther, h.drain.sseClean, h.drain.sseCut, h.drain.sseRefused, h.slowestEnd.Round(time.Millisecond))
+	h.stopMu.Unlock()
 	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d; lifecycle outcomes: %v)",
 		line, h.retried[200], h.retried[204], h.observed, h.outcomes)
+	fmt.Println(term)
 	fmt.Println(line)
 	if h.violations > 0 {
 		t.Fail()
@@ -191,12 +241,15 @@ func (h *harness) start() {
 		}
 		h.downTo = time.Now()
 		args := []string{"--addr", addr, "--data-dir", h.data, "--long-poll-timeout", "2s"}
-		if h.cycle%2 == 1 {
-			// Odd cycles: idle actors passivate (and reactivate from the
-			// state they left) all through the load, racing requests.
+		if h.cycle/2%2 == 1 {
+			// Cycles 2, 3, 6, 7, ...: idle actors passivate (and reactivate
+			// from the state they left) all through the load, racing
+			// requests; half of these cycles end with SIGKILL, half with
+			// SIGTERM.
 			args = append(args, "--actor-idle-timeout", "100ms")
 		}
 		cmd := exec.Command(h.bin, args...)
+		cmd.Env = append(os.Environ(), "STREAMD_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			logf.Close()
@@ -206,7 +259,9 @@ func (h *harness) start() {
 		h.cmd, h.base = cmd, "http://"+addr
 		exited := make(chan struct{})
 		h.exited = exited
-		go func() { cmd.Wait(); close(exited) }()
+		var waitErr error
+		h.exitStatus = func() error { return waitErr }
+		go func() { waitErr = cmd.Wait(); close(exited) }()
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			select {
@@ -243,6 +298,89 @@ func (h *harness) kill() {
 	}
 	h.cmd = nil
 	h.client.CloseIdleConnections()
+}
+
+// term stops the streamd process this test started gracefully: SIGTERM by
+// its PID, while the load goes on, then a wait for the process to exit,
+// which it must do with status 0 within shutdownTimeout plus exitMargin. One
+// that does not is SIGKILLed, so the test can go on.
+func (h *harness) term() {
+	if h.cmd == nil {
+		return
+	}
+	pid := h.cmd.Process.Pid
+	h.termSent.Store(true)
+	sent := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		h.t.Errorf("SIGTERM to streamd pid %d: %v", pid, err)
+	}
+	select {
+	case <-h.exited:
+	case <-time.After(shutdownTimeout + exitMargin):
+		h.violate("streamd pid %d did not exit within %v of SIGTERM (--shutdown-timeout %v); log tail:\n%s",
+			pid, shutdownTimeout+exitMargin, shutdownTimeout, h.logTail(20))
+		h.kill()
+		return
+	}
+	// Nothing happens on the server after this (renewals are bounded by it).
+	h.downFrom = time.Now()
+	took := h.downFrom.Sub(sent)
+	h.stopMu.Lock()
+	h.slowestEnd = max(h.slowestEnd, took)
+	h.stopMu.Unlock()
+	if err := h.exitStatus(); err != nil {
+		h.violate("streamd pid %d exited %v after SIGTERM (%v), want status 0; log tail:\n%s",
+			pid, err, took.Round(time.Millisecond), h.logTail(20))
+	}
+	h.cmd = nil
+	h.client.CloseIdleConnections()
+}
+
+// logTail returns the last n lines of streamd's log.
+func (h *harness) logTail(n int) string {
+	b, _ := os.ReadFile(h.logPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// countAppend records, in a SIGTERM cycle, how an append was answered.
+func (h *harness) countAppend(code int, hdr http.Header) {
+	if !h.termCycle.Load() {
+		return
+	}
+	after := h.termSent.Load()
+	h.stopMu.Lock()
+	defer h.stopMu.Unlock()
+	for _, c := range []*stopCounts{&h.termAll, &h.termAfter} {
+		if c == &h.termAfter && !after {
+			break
+		}
+		switch {
+		case code == 0:
+			c.transport++
+		case code >= 200 && code < 300:
+			c.ok++
+		case code == http.StatusServiceUnavailable:
+			c.unavailable++
+			if hdr.Get("Retry-After") == "" {
+				c.noRetryAfter++
+			}
+		case code >= 500:
+			c.other5xx++
+		default:
+			c.other++
+		}
+	}
+}
+
+// drained counts, after a SIGTERM, a live read that the drain ended.
+func (h *harness) drained(f func(*drainCounts)) {
+	if !h.termSent.Load() {
+		return
+	}
+	h.stopMu.Lock()
+	f(&h.drain)
+	h.stopMu.Unlock()
 }
 
 func (h *harness) url(s *stream) string { return h.base + "/v1/stream/" + s.name }
@@ -312,6 +450,7 @@ func (h *harness) post(s *stream, e *entry, seqHdr string) (int, string) {
 		hdr.Set("Producer-Seq", strconv.Itoa(s.seq))
 	}
 	code, rh := h.send(http.MethodPost, s, "", e.body, hdr)
+	h.countAppend(code, rh)
 	return code, rh.Get("Stream-Next-Offset")
 }
 
@@ -409,7 +548,20 @@ func (h *harness) reader(s *stream, live bool, stop <-chan struct{}) {
 		var seen []byte
 		off := "-1"
 		for i := 0; i < 10000; i++ {
-			b, next, upToDate, code, err := h.getChunk(ctx, s, off, live && off != "-1")
+			lp := live && off != "-1"
+			b, next, upToDate, code, err := h.getChunk(ctx, s, off, lp)
+			if lp && err == nil {
+				h.drained(func(d *drainCounts) {
+					switch code {
+					case http.StatusNoContent:
+						d.longPoll204++
+					case http.StatusOK:
+						d.longPoll200++
+					default:
+						d.longPollOther++
+					}
+				})
+			}
 			if err != nil || (code != 200 && code != 204) {
 				if len(seen) > 0 {
 					h.record(observation{s: s, seen: seen, next: off, at: len(seen)})
@@ -444,9 +596,11 @@ func (h *harness) record(o observation) {
 }
 
 // load runs writers and readers for d, or until a lifecycle request asks
-// for the kill to land on it, then SIGKILLs streamd.
-func (h *harness) load(cycle int, d time.Duration) {
+// for the stop to land on it, then SIGKILLs streamd or, if sigterm, sends it
+// SIGTERM and keeps the load running until it has exited.
+func (h *harness) load(cycle int, d time.Duration, sigterm bool) {
 	rng := h.rng
+	h.termCycle.Store(sigterm)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, s := range h.streams {
@@ -464,16 +618,24 @@ func (h *harness) load(cycle int, d time.Duration) {
 	select {
 	case <-time.After(d):
 	case <-h.trigger:
-		// The request is on its way: land the kill before, during or
+		// The request is on its way: land the stop before, during or
 		// just after its commit. Such a request takes 1-6 ms here, mostly
 		// fsync; a kill after its WAL write but before the answer leaves
-		// a close or delete that happened without being acknowledged.
+		// a close or delete that happened without being acknowledged, a
+		// SIGTERM one that must still get its real answer (or 503, or no
+		// connection at all if it comes after the listener closed).
 		time.Sleep(time.Duration(rng.Intn(4000)) * time.Microsecond)
 	}
-	h.kill()
+	if sigterm {
+		h.term()
+	} else {
+		h.kill()
+	}
 	close(stop)
 	wg.Wait()
 	h.stopRenewals()
+	h.termCycle.Store(false)
+	h.termSent.Store(false)
 	select {
 	case <-h.trigger: // a trigger that lost the race with the timer
 	default:

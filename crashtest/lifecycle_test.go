@@ -12,8 +12,9 @@ import (
 // Lifecycle streams: each cycle adds a stream that is appended to and then
 // closed, one that is appended to and then deleted, and one with a TTL or an
 // Expires-At. Closes and deletes run concurrently with the base streams'
-// writers; in some cycles the SIGKILL is aimed at one of them, so some get
-// no answer. Every restart checks all of them (verifyLives).
+// writers; in some cycles the SIGKILL or SIGTERM is aimed at one of them, so
+// some get no answer (or a 503). Every restart checks all of them
+// (verifyLives).
 
 // lifeKind is what happens to a lifecycle stream.
 type lifeKind int
@@ -233,6 +234,9 @@ func (h *harness) lifeWriter(l *life, cycle int, seed int64, after time.Duration
 			l.state = lDeleted
 		default:
 			h.violate("%s: DELETE got status %d", s.name, code)
+			// Its outcome is unknown too: let the restart settle it
+			// rather than report every later check of the stream.
+			l.state = lDeleteUnknown
 		}
 		return
 	}
@@ -263,6 +267,11 @@ func (h *harness) lifeWriter(l *life, cycle int, seed int64, after time.Duration
 		}
 	default:
 		h.violate("%s: close got status %d", s.name, code)
+		// Settled after the restart like an unanswered close.
+		l.state = lCloseUnknown
+		if l.final != nil {
+			s.maybe[l.final.id] = true
+		}
 	}
 }
 
@@ -279,13 +288,17 @@ func (h *harness) ttlWriter(l *life, cycle int, seed int64, stop <-chan struct{}
 		}
 		sent := time.Now()
 		acked := h.appendTracked(s, cycle, rng)
-		// Whether or not it was answered, the server processed it (if at
-		// all) before now: an unanswered request fails only after the kill.
-		l.touchHi = time.Now()
 		if !acked {
+			// The server may process it until it is down: a draining
+			// streamd answers 503 to a write its actor may yet commit.
+			// stop closes once it is.
+			<-stop
+			l.touchHi = time.Now()
 			l.tailUnknown = true
 			return
 		}
+		// Answered: the server processed it before now.
+		l.touchHi = time.Now()
 		l.touchLo, l.tail = sent, s.entries[len(s.entries)-1].next
 	}
 }

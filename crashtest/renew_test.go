@@ -21,7 +21,9 @@ import (
 // every restart verifyExpiry checks it with HEAD (which renews nothing)
 // against the bounds foldReads derives from the recorded reads.
 //
-// The bounds, with k the moment of the SIGKILL (harness.downFrom):
+// The bounds, with k the moment of the SIGKILL or, in a SIGTERM cycle, the
+// moment streamd exited (harness.downFrom; a graceful stop answers requests
+// in progress after the signal, and persists what renewals it holds):
 //
 //   - Earliest deadline: touchLo + TTL, where touchLo is the latest of the
 //     create's send time and the send time of every read that was answered
@@ -36,8 +38,9 @@ import (
 //   - Latest deadline: touchHi + TTL, where touchHi is the latest of the
 //     moment the create was answered, the moment each answered read was
 //     answered (the server touches before it answers) and, for a read with no
-//     answer (killed in flight, or a long-poll the client gave up on), k: it
-//     may or may not have renewed, but not after streamd died.
+//     answer (killed in flight, a long-poll the client gave up on, or a 5xx
+//     from a draining streamd), k: it may or may not have renewed, but not
+//     after streamd died.
 //
 // verifyExpiry allows ttlSlack on both sides (HEAD compares the deadline with
 // the clock; the reaper runs every second). A stream seen 404 must stay 404.
@@ -168,6 +171,9 @@ func (h *harness) readRenewed(l *life, rng *rand.Rand) renewRead {
 		r.found = true
 	case http.StatusNotFound:
 	default:
+		if resp.StatusCode >= 500 && h.termSent.Load() {
+			return renewRead{sent: r.sent} // draining: as if unanswered
+		}
 		h.violate("%s: GET%s got %d", l.s.name, query, resp.StatusCode)
 	}
 	if mode == 3 {

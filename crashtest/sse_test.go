@@ -100,6 +100,11 @@ func (h *harness) sseSession(ctx context.Context, o *observation, maxControls in
 		return true // streamd was killed
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 500 && h.termSent.Load() {
+		// Draining after a SIGTERM: no new live reads.
+		h.drained(func(d *drainCounts) { d.sseRefused++ })
+		return true
+	}
 	if resp.StatusCode != http.StatusOK {
 		h.violate("%s: SSE at offset %s got status %d", s.name, o.next, resp.StatusCode)
 		return true
@@ -121,11 +126,15 @@ func (h *harness) sseSession(ctx context.Context, o *observation, maxControls in
 		ev, err := readEvent(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return false // the server ended the response: resume like a client
+				// The server ended the response (as a graceful stop
+				// does): resume like a client.
+				h.drained(func(d *drainCounts) { d.sseClean++ })
+				return false
 			}
-			// Killed. streamd sends only durable data, so even data whose
-			// control event was lost must survive; nothing is resent after
-			// this, so it can join what was seen.
+			h.drained(func(d *drainCounts) { d.sseCut++ })
+			// Killed, or cut off. streamd sends only durable data, so
+			// even data whose control event was lost must survive;
+			// nothing is resent after this, so it can join what was seen.
 			o.seen = append(o.seen, pend...)
 			o.msgs = append(o.msgs, pendMsgs...)
 			return true
