@@ -43,9 +43,9 @@ type Handle struct {
 	wake   atomic.Pointer[wakeup]
 	parked atomic.Int64
 	waited atomic.Int64
-	// subscribers mirrors the actor's count of live SSE subscribers, so a
-	// long-poll can check the stream's live reader bound without a message.
-	subscribers atomic.Int64
+	// sse counts the SSE responses open on the stream (LiveSlot), for the
+	// stream's live reader bound.
+	sse atomic.Int64
 	// readersArmed is set while the actor renews a sliding TTL for parked
 	// readers (or a long-poll has asked it to), so that only the first
 	// long-poll on a TTL stream sends the actor a parkedMsg, not every one.

@@ -52,7 +52,7 @@ func (s *Streams) Wait(ctx context.Context, path string, from uint64, timeout ti
 		if err != nil {
 			return nil, err
 		}
-		if n := h.parked.Add(1); n+h.subscribers.Load() > s.cfg.MaxLiveReadersPerStream {
+		if n := h.parked.Add(1); n+h.sse.Load() > s.cfg.MaxLiveReadersPerStream {
 			h.parked.Add(-1)
 			return nil, &LimitError{Limit: LimitLiveReadersOfStream, Max: s.cfg.MaxLiveReadersPerStream}
 		}
@@ -139,6 +139,48 @@ func (s *Streams) admitReader() error {
 	return nil
 }
 
+// LiveSlot is an SSE response's place under the live reader bounds, held
+// for the response's whole life (catching up and subscribed alike), so
+// that a reader past a bound is refused before its response starts.
+// Long-polls need none: Wait counts them while they wait.
+type LiveSlot struct {
+	h      *Handle
+	s      *Streams
+	closed bool
+}
+
+// OpenLive takes a live reader slot on path, or returns a *LimitError.
+//
+// The per-stream count lives on the stream's current handle. An SSE
+// response that outlives its actor's incarnation (a crash, or passivation
+// while it catches up) is not counted on the next one: the bound can be
+// exceeded by such readers until they reconnect.
+func (s *Streams) OpenLive(ctx context.Context, path string) (*LiveSlot, error) {
+	h, err := s.locate(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.admitReader(); err != nil {
+		return nil, err
+	}
+	if n := h.sse.Add(1); n+h.parked.Load() > s.cfg.MaxLiveReadersPerStream {
+		h.sse.Add(-1)
+		s.liveReaders.Add(-1)
+		return nil, &LimitError{Limit: LimitLiveReadersOfStream, Max: s.cfg.MaxLiveReadersPerStream}
+	}
+	return &LiveSlot{h: h, s: s}, nil
+}
+
+// Close gives the slot back; later calls do nothing.
+func (l *LiveSlot) Close() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	l.h.sse.Add(-1)
+	l.s.liveReaders.Add(-1)
+}
+
 // Subscription is a live SSE subscriber. C receives every committed Delta
 // starting at the subscribed offset; the actor closes C when it drops the
 // subscriber (it fell behind, or the stream closed, was deleted or its
@@ -149,11 +191,10 @@ func (s *Streams) admitReader() error {
 // received and not yet done count against the subscriber's byte budget
 // (Config.SubscriberBufferBytes), past which the actor drops it.
 type Subscription struct {
-	C      <-chan *Delta
-	sub    *subscriber
-	h      *Handle
-	s      *Streams
-	closed bool
+	C   <-chan *Delta
+	sub *subscriber
+	h   *Handle
+	s   *Streams
 }
 
 // subscriber is the actor's side of a Subscription.
@@ -166,15 +207,14 @@ type subscriber struct {
 
 // Subscribe registers a live subscriber at from, which must equal the
 // durable tail (ErrBehind otherwise: catch up from storage first).
+//
+// Subscribers are not counted against the live reader bounds here: an SSE
+// response holds a LiveSlot for its whole life instead.
 func (s *Streams) Subscribe(ctx context.Context, path string, from uint64) (*Subscription, error) {
-	if err := s.admitReader(); err != nil {
-		return nil, err
-	}
 	sub := &subscriber{id: s.nextID.Add(1)}
 	for {
 		h, err := s.locate(ctx, path)
 		if err != nil {
-			s.liveReaders.Add(-1)
 			return nil, err
 		}
 		sub.ch = make(chan *Delta, s.cfg.SubscriberBuffer)
@@ -188,13 +228,11 @@ func (s *Streams) Subscribe(ctx context.Context, path string, from uint64) (*Sub
 				continue
 			}
 			if err != nil {
-				s.liveReaders.Add(-1)
 				return nil, err
 			}
 			return &Subscription{C: sub.ch, sub: sub, h: h, s: s}, nil
 		case <-ctx.Done():
 			h.send(s.root, &unsubscribeMsg{id: sub.id})
-			s.liveReaders.Add(-1)
 			return nil, ctx.Err()
 		}
 	}
@@ -203,33 +241,23 @@ func (s *Streams) Subscribe(ctx context.Context, path string, from uint64) (*Sub
 // Done reports that d, received from C, has been written out.
 func (sub *Subscription) Done(d *Delta) { sub.sub.queued.Add(-d.size()) }
 
-// Close unregisters the subscriber; later calls do nothing.
-func (sub *Subscription) Close() {
-	if sub.closed {
-		return
-	}
-	sub.closed = true
-	sub.h.send(sub.s.root, &unsubscribeMsg{id: sub.sub.id})
-	sub.s.liveReaders.Add(-1)
-}
+// Close unregisters the subscriber.
+func (sub *Subscription) Close() { sub.h.send(sub.s.root, &unsubscribeMsg{id: sub.sub.id}) }
 
 func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	snap := a.snap
-	switch max := a.s.cfg.MaxLiveReadersPerStream; {
+	switch {
 	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
 		reply(m.reply, ErrNotFound)
 	case m.from < snap.Tail || snap.Closed:
 		reply(m.reply, ErrBehind)
 	case m.from > snap.Tail:
 		reply(m.reply, ErrOffsetBeyondTail)
-	case int64(len(a.subs))+a.h.parked.Load() >= max:
-		reply(m.reply, error(&LimitError{Limit: LimitLiveReadersOfStream, Max: max}))
 	default:
 		if a.subs == nil {
 			a.subs = map[uint64]*subscriber{}
 		}
 		a.subs[m.sub.id] = m.sub
-		a.h.subscribers.Store(int64(len(a.subs)))
 		a.armReadersTick()
 		reply(m.reply, nil)
 	}
@@ -265,5 +293,4 @@ func (a *streamActor) dropSubscriber(id uint64) {
 	}
 	delete(a.subs, id)
 	close(sub.ch)
-	a.h.subscribers.Store(int64(len(a.subs)))
 }

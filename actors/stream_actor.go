@@ -82,7 +82,6 @@ func newStreamActor(s *Streams, path string, h *Handle, rest *restHandover) *str
 	a.pipe.env = commitEnv{
 		newBatch:  s.store.NewBatch,
 		fill:      a.fillBatch,
-		commit:    s.cfg.commit,
 		snapshot:  a.st.snapshot,
 		published: func() *Snapshot { return a.snap },
 		done:      func(d *commitDone) { s.root.Send(a.self, d) },

@@ -62,9 +62,6 @@ type Config struct {
 	// onPark, if set, is called by Wait just before a waiter blocks;
 	// benchmarks use it to append only once every waiter is parked.
 	onPark func()
-	// commit, if set, replaces Batch.Commit; tests use it to slow or fail
-	// commits.
-	commit func(*persistence.Batch) error
 }
 
 // Streams is the entry point to the stream actors: it owns the actor system

@@ -61,6 +61,13 @@ func (sw *sseWriter) flush() error {
 // the server drains for shutdown; the client then reconnects from the last
 // offset it was given.
 func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, pos uint64, clientCursor string) error {
+	// Taken before the response starts, so a reader past a bound gets its
+	// 429 or 503 rather than a stream that ends at once.
+	slot, err := s.streams.OpenLive(c.Request().Context(), path)
+	if err != nil {
+		return err
+	}
+	defer slot.Close()
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
