@@ -137,10 +137,13 @@ type drainCounts struct {
 // Graceful stops: streamd runs with this --shutdown-timeout (set through
 // its environment, STREAMD_SHUTDOWN_TIMEOUT, which a binary without the
 // flag ignores), and must exit with status 0 within it plus exitMargin of
-// the SIGTERM.
+// the SIGTERM. Every other SIGTERM cycle (cycles 3, 7, 11, ...) runs with
+// cutShutdownTimeout instead, so that writes still in progress at the
+// SIGTERM are cut off and answered 503: those answers must not lie either.
 const (
-	shutdownTimeout = 5 * time.Second
-	exitMargin      = 5 * time.Second
+	shutdownTimeout    = 5 * time.Second
+	cutShutdownTimeout = time.Millisecond
+	exitMargin         = 5 * time.Second
 )
 
 func (h *harness) violate(format string, args ...any) {
@@ -249,7 +252,11 @@ func (h *harness) start() {
 			args = append(args, "--actor-idle-timeout", "100ms")
 		}
 		cmd := exec.Command(h.bin, args...)
-		cmd.Env = append(os.Environ(), "STREAMD_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
+		timeout := shutdownTimeout
+		if h.cycle%4 == 3 {
+			timeout = cutShutdownTimeout
+		}
+		cmd.Env = append(os.Environ(), "STREAMD_SHUTDOWN_TIMEOUT="+timeout.String())
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			logf.Close()

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -529,5 +531,63 @@ func TestSSEBase64Alphabet(t *testing.T) {
 	ev := s.next(t, 2*time.Second)
 	if want := base64.StdEncoding.EncodeToString(payload); strings.ReplaceAll(ev.data, "\n", "") != want {
 		t.Errorf("data %q, want %q", ev.data, want)
+	}
+}
+
+// TestLongPollTimeoutNeverSkipsData: a long-poll that times out just as an
+// append lands must not answer 204 with an offset past data the client has
+// not seen. Readers with a tiny timeout follow a stream appended to all
+// the while; each must end up with exactly the stream's bytes.
+func TestLongPollTimeoutNeverSkipsData(t *testing.T) {
+	e := newEnv(t, withLongPoll(time.Millisecond))
+	e.expect(t, http.StatusCreated, http.MethodPut, sp("s"), nil, "Content-Type", "text/plain")
+	const appends, readers = 400, 4
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range appends {
+			e.expect(t, http.StatusNoContent, http.MethodPost, sp("s"), []byte(fmt.Sprintf("<%d>", i)), "Content-Type", "text/plain")
+		}
+	}()
+	var wg sync.WaitGroup
+	seen := make([][]byte, readers)
+	for r := range readers {
+		wg.Go(func() {
+			offset := off(0)
+			for {
+				// A 204 to a request sent after the last append means the
+				// reader has everything.
+				var finished bool
+				select {
+				case <-done:
+					finished = true
+				default:
+				}
+				res := e.do(t, http.MethodGet, sp("s")+"?offset="+offset+"&live=long-poll", nil)
+				switch res.status {
+				case http.StatusOK:
+					seen[r] = append(seen[r], res.body...)
+				case http.StatusNoContent:
+				default:
+					t.Errorf("long-poll: %v", res)
+					return
+				}
+				next := res.get("Stream-Next-Offset")
+				if res.status == http.StatusNoContent && next != offset {
+					t.Errorf("204 moved the offset from %s to %s without data", offset, next)
+				}
+				offset = next
+				if finished && res.status == http.StatusNoContent {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all, _ := e.readAll(t, sp("s"))
+	for r, b := range seen {
+		if !bytes.Equal(b, all[:len(b)]) || len(b) != len(all) {
+			t.Errorf("reader %d saw %d bytes that are not the stream's %d", r, len(b), len(all))
+		}
 	}
 }

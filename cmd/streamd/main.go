@@ -285,8 +285,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	stopServing(srv, draining, cancelBase, o.shutdownTimeout, log)
 	t1 := time.Now()
 	// The HTTP layer is quiet: every write was answered. Actors finish what
-	// is queued (nothing is, normally) and their commits in flight.
-	actorsCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	// is queued (requests answered 503 at the timeout may still be) and
+	// their commits in flight: normally milliseconds, but not bounded by
+	// --shutdown-timeout, which is the clients' wait.
+	actorsCtx, cancel := context.WithTimeout(context.Background(), actorStopTimeout)
 	defer cancel()
 	if err := streams.Shutdown(actorsCtx); err != nil {
 		// A commit still in flight holds the store: closing it would wait
@@ -301,6 +303,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		"actors", t2.Sub(t1).Round(time.Millisecond), "store", time.Since(t2).Round(time.Millisecond))
 	return nil
 }
+
+// actorStopTimeout bounds stopping the stream actors once HTTP service
+// has ended; past it (a stalled disk) streamd exits with an error.
+const actorStopTimeout = 30 * time.Second
 
 // stopServing ends HTTP service without leaving a write unanswered: it
 // stops accepting connections and requests, ends live reads (draining),
