@@ -23,7 +23,10 @@
 //     current wakeup, which the actor closes after each commit with the
 //     commit's shared Delta (the protocol is at Streams.Wait).
 //   - Live subscribers receive each committed Delta through a buffered
-//     channel with a non-blocking send; a subscriber that falls behind is
-//     dropped from the live set and catches up from Pebble, so a slow reader
-//     never stalls the stream.
+//     channel with a non-blocking send; a subscriber that falls behind (in
+//     commits or in bytes) is dropped from the live set and catches up from
+//     Pebble, so a slow reader never stalls the stream.
+//   - Every queue an actor keeps is bounded (pending appends, producers,
+//     live readers per stream and in total); a request past a bound gets a
+//     *LimitError at once and changes nothing.
 package actors

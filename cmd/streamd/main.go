@@ -186,8 +186,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		return err
 	}
 	// Closed explicitly at the end of a clean shutdown (timed there); this
-	// covers the error returns in between. A second Close is a no-op error.
-	defer store.Close()
+	// covers the error returns in between (a second Close is a no-op
+	// error), except when a commit may still hold the store (see below).
+	storeBusy := false
+	defer func() {
+		if !storeBusy {
+			_ = store.Close()
+		}
+	}()
 
 	resting := o.restingStateBytes
 	if resting == 0 {
@@ -293,6 +299,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err := streams.Shutdown(actorsCtx); err != nil {
 		// A commit still in flight holds the store: closing it would wait
 		// for that commit, which is not coming (a stalled disk, say).
+		storeBusy = true
 		return fmt.Errorf("stop stream actors: %w", err)
 	}
 	t2 := time.Now()

@@ -1,0 +1,226 @@
+package actors
+
+import (
+	"errors"
+
+	"github.com/streamd/streamd/persistence"
+)
+
+// A stream actor's writes: each request is validated (state.go) and applied
+// to the speculative state, queued in the commit pipeline (commit.go), and
+// answered, with readers woken, when its commit returns.
+
+// runWrite executes a write request; it returns false if the request must
+// wait for the commit pipeline to drain (creates and deletes need a batch
+// of their own).
+func (a *streamActor) runWrite(m retrier) bool {
+	switch m := m.(type) {
+	case *createMsg:
+		if !a.pipe.idle() {
+			return false
+		}
+		a.onCreate(m)
+	case *deleteMsg:
+		if !a.pipe.idle() {
+			return false
+		}
+		a.onDelete(m)
+	case *appendMsg:
+		a.onAppend(m)
+	}
+	return true
+}
+
+// drainQueued runs queued requests until one has to wait again.
+func (a *streamActor) drainQueued() {
+	switch a.phase {
+	case retired:
+		return // stop sends them to the next incarnation
+	case broken:
+		for _, q := range a.queued {
+			answerErr(q, a.err)
+		}
+		a.queued = nil
+		return
+	}
+	for len(a.queued) > 0 {
+		if a.barrier() {
+			return
+		}
+		if !a.runWrite(a.queued[0]) {
+			return
+		}
+		a.queued = a.queued[1:]
+	}
+}
+
+func (a *streamActor) onCreate(m *createMsg) {
+	now := a.s.cfg.Now()
+	plan := planCreate(&a.st, m.req, now, a.h.LastAccess())
+	switch {
+	case plan.err != nil:
+		reply(m.reply, Result{Err: plan.err})
+		return
+	case plan.existed:
+		a.h.Touch(now)
+		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Closed: a.st.meta.Closed, Snapshot: a.snap})
+		return
+	}
+	id, err := a.s.store.AllocateID()
+	if err != nil {
+		reply(m.reply, Result{Err: err})
+		return
+	}
+	res := a.st.applyCreate(m.req, id, now)
+	a.h.lastAccess.Store(now.UnixNano())
+	a.pipe.add(&writeOp{kind: opCreate, reply: m.reply, res: res, id: id, records: m.req.Records, oldID: plan.replaces})
+	a.flush()
+}
+
+func (a *streamActor) onDelete(m *deleteMsg) {
+	if !a.st.exists {
+		reply(m.reply, Result{Err: ErrNotFound})
+		return
+	}
+	res := Result{}
+	if a.expired(a.s.cfg.Now()) {
+		res.Err = ErrNotFound // it is deleted all the same
+	}
+	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.st.meta.ID, res: res}
+	a.st.applyDelete()
+	a.pipe.add(op)
+	a.flush()
+}
+
+func (a *streamActor) onAppend(m *appendMsg) {
+	now := a.s.cfg.Now()
+	plan := planAppend(&a.st, m.req, now, a.h.LastAccess(), a.s.limits)
+	switch {
+	case plan.err != nil:
+		reply(m.reply, Result{Err: plan.err})
+		if errors.Is(plan.err, ErrNotFound) && a.st.exists {
+			a.expireNow()
+		}
+		return
+	case plan.answer != nil:
+		a.pipe.answerAfterCommits(m.reply, *plan.answer)
+		return
+	}
+	start, res := a.st.applyAppend(plan, now)
+	a.h.Touch(now)
+	a.pipe.add(&writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records})
+	a.flush()
+}
+
+// flush starts the next commit if none is in flight.
+func (a *streamActor) flush() {
+	if d := a.pipe.flush(); d != nil {
+		a.onCommitDone(d)
+	}
+}
+
+// fillBatch writes a batch's ops and the state changes accepted with them
+// (commitEnv.fill).
+func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
+	for _, e := range a.unindex {
+		if err := b.DeleteExpiryEntry(e); err != nil {
+			return err
+		}
+	}
+	a.unindex = nil
+	for _, op := range ops {
+		if op.oldID != 0 {
+			if err := b.DeleteStream(a.path, op.oldID); err != nil {
+				return err
+			}
+			if a.indexed != nil && a.indexed.ID == op.oldID {
+				if err := b.DeleteExpiryEntry(*a.indexed); err != nil {
+					return err
+				}
+				a.indexed = nil
+			}
+		}
+		pos := op.start
+		for _, r := range op.records {
+			if err := b.Append(op.id, pos, r); err != nil {
+				return err
+			}
+			pos += uint64(len(r))
+		}
+	}
+	return a.st.writeChanges(b, a.putMeta)
+}
+
+// putMeta writes the stream's metadata and keeps the expiry index pointing
+// at its current deadline only (a TTL stream's deadline moves with every
+// write; stale entries would otherwise pile up).
+func (a *streamActor) putMeta(b *persistence.Batch, m *persistence.Meta) error {
+	if err := b.PutMeta(a.path, m); err != nil {
+		return err
+	}
+	var now *persistence.ExpiryEntry
+	if d, ok := m.Deadline(); ok {
+		now = &persistence.ExpiryEntry{Deadline: d, ID: m.ID, Path: a.path}
+	}
+	if old := a.indexed; old != nil && (now == nil || !old.SameKey(*now)) {
+		if err := b.DeleteExpiryEntry(*old); err != nil {
+			return err
+		}
+	}
+	a.indexed = now
+	return nil
+}
+
+// commitMetadata commits the metadata and expiry index changes made so far
+// through the ordinary commit pipeline: an append-kind op without records
+// carries them, ordered and group committed with the stream's writes.
+func (a *streamActor) commitMetadata() {
+	a.pipe.add(&writeOp{kind: opAppend})
+	a.flush()
+}
+
+func (a *streamActor) onCommitDone(d *commitDone) {
+	if d.err != nil {
+		a.s.log.Error("commit failed; reloading stream state", "path", a.path, "err", d.err)
+		for _, op := range append(d.ops, a.pipe.takePending()...) {
+			reply(op.reply, Result{Err: d.err})
+		}
+		_ = a.load() // on failure the actor is broken and says why
+		a.drainQueued()
+		return
+	}
+	prev := a.snap
+	a.publish(d.snap)
+	structural := false
+	var records [][]byte
+	for _, op := range d.ops {
+		switch op.kind {
+		case opCreate, opDelete:
+			structural = true
+		case opAppend:
+			records = append(records, op.records...)
+		}
+	}
+	var delta *Delta
+	if structural {
+		// Waiters belonged to the previous incarnation of the path.
+		delta = &Delta{Deleted: true}
+	} else if d.snap.Tail > prev.Tail || (d.snap.Closed && !prev.Closed) {
+		delta = &Delta{Start: prev.Tail, End: d.snap.Tail, Records: records, Closed: d.snap.Closed, JSON: d.snap.JSON}
+	}
+	// Long-polls are woken before the writers are answered, so that a
+	// writer's next long-poll parks on the next wakeup, not this one.
+	if delta != nil {
+		a.h.wakeWaiters(delta)
+	}
+	for _, op := range d.ops {
+		op.res.Snapshot = d.snap
+		reply(op.reply, op.res)
+	}
+	if delta != nil {
+		a.notifySubscribers(delta)
+	}
+	a.flush()
+	a.drainQueued()
+	a.armTTL()
+}
