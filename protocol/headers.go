@@ -105,7 +105,9 @@ func (e Expiry) Deadline(lastAccess time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// ParseExpiry validates Stream-TTL and Stream-Expires-At (§5.1).
+// ParseExpiry validates Stream-TTL and Stream-Expires-At (§5.1). An
+// Expires-At must be later than 0001-01-01T00:00:00Z and not later than
+// MaxExpiresAt; past deadlines are accepted.
 func ParseExpiry(ttl, expiresAt string) (Expiry, error) {
 	var e Expiry
 	if ttl != "" && expiresAt != "" {
@@ -125,6 +127,14 @@ func ParseExpiry(ttl, expiresAt string) (Expiry, error) {
 		}
 		if t.After(MaxExpiresAt()) {
 			return e, badRequest("Stream-Expires-At must not be later than %s, got %q", MaxExpiresAt().Format(time.RFC3339), expiresAt)
+		}
+		// The zero time.Time means "no deadline" in Expiry, so an accepted
+		// deadline must come after it: "0001-01-01T00:00:00Z" would
+		// otherwise create a stream that never expires, and an earlier
+		// instant (year 0 with a positive offset is year -1 in UTC) cannot
+		// be stored as RFC 3339 at all.
+		if !t.After(time.Time{}) {
+			return e, badRequest("Stream-Expires-At must be later than 0001-01-01T00:00:00Z, got %q", expiresAt)
 		}
 		e.ExpiresAt = t.UTC()
 	}
