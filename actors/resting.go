@@ -237,9 +237,11 @@ func (r *restingStates) intern(ct string) (uint16, bool) {
 }
 
 // nanoRange reports whether t is zero or representable in Unix nanoseconds
-// (years 1678 to 2262).
+// (years 1678 to 2262) other than 0, which stands for the zero time: an
+// Expires-At of exactly 1970-01-01T00:00:00Z kept as 0 would come back as
+// no expiry at all.
 func nanoRange(t time.Time) bool {
-	return t.IsZero() || (t.Year() > 1678 && t.Year() < 2262)
+	return t.IsZero() || (t.Year() > 1678 && t.Year() < 2262 && t.UnixNano() != 0)
 }
 
 func unixNano(t time.Time) int64 {

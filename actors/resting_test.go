@@ -37,6 +37,9 @@ func TestRestingStateRoundTrip(t *testing.T) {
 			Closed: true, ClosedBy: &persistence.ProducerRef{ID: "p", Epoch: 1, Seq: 3}}}},
 		{name: "expires-at beyond nanoseconds", kept: false, st: &persistence.StreamState{Meta: persistence.Meta{ID: 13, ContentType: ctText, CreatedAt: created,
 			ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}}},
+		// 0 stands for "no Expires-At": kept, this stream would never expire.
+		{name: "expires-at at the Unix epoch", kept: false, st: &persistence.StreamState{Meta: persistence.Meta{ID: 14, ContentType: ctText, CreatedAt: created,
+			ExpiresAt: time.Unix(0, 0).UTC()}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
