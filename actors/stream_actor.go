@@ -134,8 +134,11 @@ func (a *streamActor) receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.self = c.Self()
-		a.h.loadErr = a.load()
+		err := a.load()
+		a.h.loadErr = err
 		close(a.h.ready)
+		// Only now: a panic while loading must still close ready (crash).
+		a.afterLoad(err)
 		a.lastActive = time.Now()
 		a.armIdle(a.s.idleTimeout())
 	case *actor.Stopping:
@@ -252,8 +255,7 @@ func answerErr(m retrier, err error) {
 }
 
 // load (re)derives all state from storage, or from the state the previous
-// incarnation handed over, and enters the serving phase (broken if it
-// fails).
+// incarnation handed over; afterLoad then moves the actor to its phase.
 func (a *streamActor) load() error {
 	var st *persistence.StreamState
 	var err error
@@ -265,13 +267,10 @@ func (a *streamActor) load() error {
 		a.s.storeLoads.Add(1)
 	}
 	if err != nil {
-		a.err = err
-		a.enter(broken)
 		a.s.log.Error("load stream", "path", a.path, "err", err)
 		a.publish(&Snapshot{})
 		return err
 	}
-	a.enter(serving)
 	a.st = streamState{}
 	if st != nil {
 		a.st = streamState{exists: true, meta: st.Meta, producers: st.Producers, tail: st.Tail}
@@ -290,11 +289,16 @@ func (a *streamActor) load() error {
 	return nil
 }
 
-// enter moves to p, unless the actor has retired (a stopping actor may
-// reload after a failed commit; it stays retired).
-func (a *streamActor) enter(p phase) {
-	if a.phase != retired {
-		a.phase = p
+// afterLoad enters serving, or broken if loading failed with err, unless
+// the actor has retired (a stopping actor may reload after a failed
+// commit; it stays retired).
+func (a *streamActor) afterLoad(err error) {
+	if a.phase == retired {
+		return
+	}
+	a.phase = serving
+	if err != nil {
+		a.phase, a.err = broken, err
 	}
 }
 

@@ -185,7 +185,7 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 		for _, op := range append(d.ops, a.pipe.takePending()...) {
 			reply(op.reply, Result{Err: d.err})
 		}
-		_ = a.load() // on failure the actor is broken and says why
+		a.afterLoad(a.load())
 		a.drainQueued()
 		return
 	}

@@ -104,13 +104,13 @@ type writeDeadlineSetter interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// deadlineWriter drops a client whose response makes no progress for
-// about timeout, instead of letting it hold a goroutine and its buffers
-// forever: every write gets a deadline, and large writes go out in
-// writePiece pieces, each with its own, so a slow client that keeps reading
-// is not cut off. The deadline is moved forward at most every timeout/8,
-// so it costs a clock read per piece and a deadline update per response,
-// and a piece gets at least 7/8 of timeout.
+// deadlineWriter drops a client that stops reading, instead of letting it
+// hold a goroutine and its buffers forever: every write gets a deadline of
+// about timeout, and writes larger than writePiece go out in pieces of that
+// size, each with its own, so a slow client that keeps reading (at least
+// writePiece per timeout) is not cut off. The deadline is moved forward at
+// most every timeout/8, so it costs a clock read per piece and a deadline
+// update per response, and a piece gets at least 7/8 of timeout.
 type deadlineWriter struct {
 	http.ResponseWriter
 	setter  writeDeadlineSetter
@@ -146,8 +146,11 @@ func (w *deadlineWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// writePiece is the largest write given one deadline.
-const writePiece = 64 << 10
+// writePiece is the largest write given one deadline. Smaller pieces
+// would let slower clients through, but each piece is a chunk of its own
+// on the wire: with 64 KiB pieces a 1 MiB catch-up response took 16
+// writes, and catch-up reads ran at 1,050 MiB/s instead of 1,490-1,610.
+const writePiece = 1 << 20
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	written := 0

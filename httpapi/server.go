@@ -116,7 +116,7 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.answer, s.securityHeaders)
+	e.Use(s.answer)
 	g := e.Group(StreamPrefix)
 	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
 	g.Match(methods, "/*", s.route)
@@ -124,20 +124,33 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP serves one request.
+// ServeHTTP serves one request. Servers should serve Handler instead,
+// which is the same without this call's stack frame.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Handler returns the http.Handler serving the protocol. Every frame on a
+// request's stack counts: tens of thousands of parked long-polls each keep
+// their goroutine's stack, and one frame too many doubles it.
+func (s *Server) Handler() http.Handler { return s.echo }
 
 // Rejections counts the requests refused at a bound since New.
 func (s *Server) Rejections() map[string]int64 { return s.rejections.Snapshot() }
 
-// answer wraps every request. It gives the response's writes their
-// deadlines, and it makes an answer certain: an error is written by
+// answer wraps every request. It sets the browser security headers of
+// §12.7 and CORS headers (on errors too), gives the response's writes their
+// deadlines, and makes an answer certain: an error is written by
 // errorHandler here, and a handler that returned without writing anything
 // (a bug) gets a 500, so net/http's implicit 200 can never acknowledge a
-// write that did not happen.
+// write that did not happen. One middleware rather than several keeps
+// parked long-polls' stacks small (see Handler).
 func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		w := c.Response()
+		h := w.Header()
+		h[headerContentTypeOptions] = s.fixed.nosniff
+		h[headerResourcePolicy] = s.fixed.crossOrigin
+		h[headerAllowOrigin] = s.fixed.anyOrigin
+		h[headerExposeHeaders] = s.fixed.exposed
 		w.Writer = newDeadlineWriter(w.Writer, c.Request(), s.cfg.WriteTimeout)
 		if err := next(c); err != nil {
 			s.errorHandler(err, c)
@@ -160,19 +173,6 @@ const (
 		"Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Content-Encoding"
 	allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 )
-
-// securityHeaders adds the browser security headers of §12.7 and CORS
-// headers to every response, errors included.
-func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h[headerContentTypeOptions] = s.fixed.nosniff
-		h[headerResourcePolicy] = s.fixed.crossOrigin
-		h[headerAllowOrigin] = s.fixed.anyOrigin
-		h[headerExposeHeaders] = s.fixed.exposed
-		return next(c)
-	}
-}
 
 func (s *Server) route(c echo.Context) error {
 	if c.Request().Method == http.MethodOptions {

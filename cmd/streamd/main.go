@@ -95,7 +95,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long writes in progress may take to finish before they are answered 503")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "drop a client whose response write makes no progress for this long")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "cut off a client that does not take each response write (or each 1 MiB of a larger one) within this long")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 60*time.Second, "longest time to receive a request's headers and body (408 beyond)")
 	fs.Int64Var(&o.maxConnections, "max-connections", 0, "connections open at once; more are answered 503 (0: the open-files limit less 1,100)")
 	fs.Int64Var(&o.maxBodyMemory, "max-body-memory", 256<<20, "request body bytes held in memory at once across all requests; past it writes get 503")
@@ -234,7 +234,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           api.Handler(),
 		ReadHeaderTimeout: min(10*time.Second, o.readTimeout),
 		// Bounds the body too: a trickling upload is cut off (408) instead
 		// of holding memory. It ends with the body, so live reads are free.

@@ -208,9 +208,9 @@ func TestStopServingAnswersLateRequests(t *testing.T) {
 // answered 503 with Retry-After at once and closed; when a connection
 // closes, its slot is free again.
 func TestConnectionLimit(t *testing.T) {
+	// No request before the held connections: a keep-alive connection the
+	// client has closed may still count on the server for a moment.
 	in := start(t, logFile(t), "--memory", "--max-connections", "3")
-	in.expect(t, http.StatusCreated, http.MethodPut, "s", nil, "Content-Type", "text/plain")
-	in.tr.CloseIdleConnections()
 	addr := strings.TrimPrefix(in.base, "http://")
 	var held []net.Conn
 	for range 3 {
@@ -225,7 +225,7 @@ func TestConnectionLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(over, "GET /v1/stream/s?offset=-1 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	fmt.Fprintf(over, "GET /v1/stream/none?offset=-1 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
 	res, err := http.ReadResponse(bufio.NewReader(over), nil)
 	if err != nil {
@@ -240,10 +240,10 @@ func TestConnectionLimit(t *testing.T) {
 	held = held[1:]
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		res, err := in.client.Get(in.base + "/v1/stream/s?offset=-1")
+		res, err := in.client.Get(in.base + "/v1/stream/none?offset=-1")
 		if err == nil {
 			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
+			if res.StatusCode == http.StatusNotFound { // served, not refused
 				break
 			}
 		}
