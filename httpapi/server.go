@@ -53,9 +53,10 @@ type Config struct {
 	// 1024); longer ones get 400.
 	MaxHeaderValueBytes int
 	// Draining, once closed, ends live reads so a shutdown need not wait
-	// for them: waiting long-polls answer 204 at the current tail, SSE
-	// responses end cleanly, and clients reconnect. Writes carry on and get
-	// their real answers. nil never drains.
+	// for them: waiting long-polls answer 204 at their offset (or 200 with
+	// data that arrived meanwhile), SSE responses end cleanly, and clients
+	// reconnect. Writes carry on and get their real answers. nil never
+	// drains.
 	Draining <-chan struct{}
 	Logger   *slog.Logger
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -183,17 +184,7 @@ func FuzzJSONMode(f *testing.F) {
 	})
 }
 
-func equalMessages(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func equalMessages(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 // TestSplitJSONNestingLimit: a single (non-array) value nested 10,000
 // levels was accepted as one message, but a read returns it inside an
