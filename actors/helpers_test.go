@@ -288,7 +288,7 @@ func goroutinesIn(fn string) int {
 }
 
 // commitFrame names the goroutine a stream actor commits a batch on.
-const commitFrame = "actors.(*streamActor).flush.func"
+const commitFrame = "actors.(*commitPipeline).flush.func"
 
 // slowSync holds WAL syncs while its gate is closed, keeping stream commits
 // in flight for as long as a test needs to observe what happens meanwhile.

@@ -319,6 +319,9 @@ func TestShutdownWaitsForInFlightCommit(t *testing.T) {
 		res <- err
 	}()
 	ss.awaitSync(t)
+	if goroutinesIn(commitFrame) == 0 {
+		t.Fatalf("no goroutine in %s while a commit is held: the frame name is stale", commitFrame)
+	}
 
 	shut := make(chan error, 1)
 	go func() {
@@ -397,6 +400,9 @@ func waitPersistedAccess(t *testing.T, e *env, path string, want time.Time) {
 			t.Fatal(err)
 		}
 		if st.Meta.LastAccess.Equal(want) {
+			// Pebble shows a batch before its WAL is synced: wait for the
+			// commit to return, or a simulated power loss may drop it.
+			eventually(t, opTimeout, "the renewal's commit to return", func() bool { return goroutinesIn(commitFrame) == 0 })
 			return
 		}
 		if time.Now().After(deadline) {
