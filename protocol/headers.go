@@ -149,7 +149,8 @@ type Producer struct {
 }
 
 // ParseProducer validates the producer headers. It returns nil when none is
-// present.
+// present. How long a Producer-Id may be is the server's setting (httpapi,
+// --max-header-value-bytes), not a rule of the protocol.
 func ParseProducer(id, epoch, seq string, idSet, epochSet, seqSet bool) (*Producer, error) {
 	if !idSet && !epochSet && !seqSet {
 		return nil, nil
@@ -159,9 +160,6 @@ func ParseProducer(id, epoch, seq string, idSet, epochSet, seqSet bool) (*Produc
 	}
 	if id == "" {
 		return nil, badRequest("Producer-Id must not be empty")
-	}
-	if len(id) > 1024 {
-		return nil, badRequest("Producer-Id longer than 1024 bytes")
 	}
 	e, ok := parseCanonicalUint(epoch, MaxSafeInteger)
 	if !ok {
