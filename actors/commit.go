@@ -9,10 +9,11 @@ import (
 type opKind int
 
 const (
-	opAppend  opKind = iota // records and/or state changes
-	opNoWrite               // an answer that must wait for earlier commits
-	opCreate                // barrier: replaces the stream's identity
-	opDelete                // barrier: removes the stream
+	opAppend     opKind = iota // records and/or state changes
+	opNoWrite                  // an answer that must wait for earlier commits
+	opCreate                   // barrier: replaces the stream's identity
+	opDelete                   // barrier: removes the stream
+	opSoftDelete               // marks the stream deleted while forks read it
 )
 
 // writeOp is one accepted request travelling through the commit pipeline.
@@ -23,7 +24,26 @@ type writeOp struct {
 	id      uint64 // stream id the records belong to
 	start   uint64
 	records [][]byte
-	oldID   uint64 // create/delete: id of the incarnation to remove (0: none)
+	// gone is the incarnation a create or delete removes (nil: none).
+	gone *incarnation
+	// fork, on a create, is the fork's source; pin holds that source until
+	// the create is answered.
+	fork *persistence.ForkInfo
+	pin  *sourcePin
+}
+
+// incarnation is what removing one incarnation of a path must undo.
+type incarnation struct {
+	id   uint64
+	fork *persistence.ForkInfo // its source, if it is a fork
+	soft bool                  // it was soft-deleted
+}
+
+// answer replies to the op's request; a pinned fork source learns whether
+// the fork was created.
+func (op *writeOp) answer(res Result) {
+	op.pin.release(res.Err == nil && op.kind == opCreate, op.id)
+	reply(op.reply, res)
 }
 
 // writes reports whether any of ops writes to storage.
@@ -125,7 +145,7 @@ func (p *commitPipeline) flush() (failed *commitDone) {
 	p.pending = nil
 	if p.closed {
 		for _, op := range ops {
-			reply(op.reply, Result{Err: ErrShuttingDown})
+			op.answer(Result{Err: ErrShuttingDown})
 		}
 		return nil
 	}
@@ -133,7 +153,7 @@ func (p *commitPipeline) flush() (failed *commitDone) {
 		snap := p.env.published()
 		for _, op := range ops {
 			op.res.Snapshot = snap
-			reply(op.reply, op.res)
+			op.answer(op.res)
 		}
 		return nil
 	}

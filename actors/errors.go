@@ -34,6 +34,14 @@ var (
 	ErrOffsetBeyondTail = errors.New("offset is beyond the tail of the stream")
 	// ErrShuttingDown reports a request made while streamd stops.
 	ErrShuttingDown = errors.New("streamd is shutting down")
+	// ErrGone reports a stream deleted while forks still read its data
+	// (soft-deleted): it answers 410, and its path cannot be created or
+	// forked from until its forks are gone.
+	ErrGone = errors.New("stream was deleted; its forks still read it")
+	// ErrForkPoint reports a fork point the source cannot have: past its
+	// tail, inside a JSON message, or a sub-offset past the next data
+	// boundary (400).
+	ErrForkPoint = errors.New("invalid fork point")
 
 	// errRetry tells a caller that the actor it reached is passivating or
 	// gone; the caller locates the stream again and resends.

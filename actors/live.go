@@ -117,6 +117,8 @@ func (s *Streams) checkWait(h *Handle, from uint64) (*Snapshot, *Delta, error) {
 	}
 	snap := h.Snapshot()
 	switch {
+	case snap.SoftDeleted:
+		return nil, nil, ErrGone
 	case !snap.Exists || h.Expired(snap, s.cfg.Now()):
 		return nil, nil, ErrNotFound
 	case from < snap.Tail:
@@ -247,6 +249,8 @@ func (sub *Subscription) Close() { sub.h.send(sub.s.root, &unsubscribeMsg{id: su
 func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	snap := a.snap
 	switch {
+	case snap.SoftDeleted:
+		reply(m.reply, ErrGone)
 	case !snap.Exists || a.h.Expired(snap, a.s.cfg.Now()):
 		reply(m.reply, ErrNotFound)
 	case m.from < snap.Tail || snap.Closed:

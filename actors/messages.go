@@ -10,6 +10,9 @@ type retrier interface{ retry() }
 type createMsg struct {
 	req   CreateRequest
 	reply chan Result
+	// pin, for a fork, holds the source until the fork's creation is
+	// decided; whoever answers the message releases it.
+	pin *sourcePin
 }
 
 type appendMsg struct {
@@ -19,6 +22,8 @@ type appendMsg struct {
 
 type deleteMsg struct {
 	reply chan Result // nil for expiry-driven deletes
+	// collect removes a soft-deleted stream whose last fork has gone.
+	collect bool
 }
 
 // parkedMsg tells the actor of a TTL stream that a long-poll parked, so it
@@ -57,7 +62,10 @@ func reply[T any](ch chan T, v T) {
 	}
 }
 
-func (m *createMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
+func (m *createMsg) retry() {
+	m.pin.release(false, 0) // the next attempt pins the source again
+	reply(m.reply, Result{Err: errRetry})
+}
 func (m *appendMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
 func (m *deleteMsg) retry()    { reply(m.reply, Result{Err: errRetry}) }
 func (m *subscribeMsg) retry() { reply(m.reply, errRetry) }

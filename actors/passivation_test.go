@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,11 +30,11 @@ func TestPassivationKeepsState(t *testing.T) {
 	if h2 == h || h2.retired() {
 		t.Fatal("Open after passivation did not respawn the actor")
 	}
-	if *after != *before {
+	if !reflect.DeepEqual(*after, *before) {
 		t.Fatalf("snapshot after respawn %+v, before %+v", after, before)
 	}
 	_, afterT := e.open("/t")
-	if *afterT != *beforeT {
+	if !reflect.DeepEqual(*afterT, *beforeT) {
 		t.Fatalf("snapshot after respawn %+v, before %+v", afterT, beforeT)
 	}
 	// Closure, ClosedBy, Stream-Seq and producer state were reloaded.

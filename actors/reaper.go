@@ -19,6 +19,10 @@ const (
 	// maxSkipped bounds the entries remembered as skipped; beyond it a
 	// failing entry is simply tried again on every pass.
 	maxSkipped = 10_000
+	// sweepInterval is how often soft-deleted streams are offered
+	// collection (and once at start), in case the message that should have
+	// triggered it was lost to a crash or shutdown.
+	sweepInterval = 10 * time.Minute
 )
 
 // reaper periodically hands expiry index entries that came due to their
@@ -31,9 +35,10 @@ const (
 // reapRetryAfter, and the pass reads on past skipped entries, so streams
 // that really expired are still reaped on time.
 type reaper struct {
-	s       *Streams
-	skipped map[uint64]time.Time // stream id -> when to try again
-	mem     memoryReleaser
+	s         *Streams
+	skipped   map[uint64]time.Time // stream id -> when to try again
+	mem       memoryReleaser
+	lastSweep time.Time
 }
 
 func (s *Streams) reap() {
@@ -49,6 +54,40 @@ func (s *Streams) reap() {
 		}
 		s.maybeReleaseMemory(&r.mem)
 		r.pass(s.cfg.Now())
+		if time.Since(r.lastSweep) >= sweepInterval {
+			r.lastSweep = time.Now()
+			r.sweepSoftDeleted()
+		}
+	}
+}
+
+// sweepSoftDeleted offers every soft-deleted stream collection: its actor
+// collects it if no fork reads it any more.
+func (r *reaper) sweepSoftDeleted() {
+	var after uint64
+	for {
+		entries, err := r.s.store.SoftDeleted(after, reapBatch)
+		if err != nil {
+			r.s.log.Warn("scan soft-deleted streams", "err", err)
+			return
+		}
+		for _, e := range entries {
+			after = e.ID
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			h, err := r.s.locate(ctx, e.Path)
+			cancel()
+			if errors.Is(err, ErrShuttingDown) {
+				return
+			}
+			if err != nil {
+				r.s.log.Warn("cannot offer a soft-deleted stream collection", "path", e.Path, "err", err)
+				continue
+			}
+			h.send(r.s.root, &collectMsg{id: e.ID, to: toldTo{s: r.s, path: e.Path}})
+		}
+		if len(entries) < reapBatch {
+			return
+		}
 	}
 }
 

@@ -168,7 +168,7 @@ func (r *restingStates) encode(st *persistence.StreamState) (restingState, bool)
 		return restingState{}, true
 	}
 	m := &st.Meta
-	if len(st.Producers) > 0 || m.ClosedBy != nil || m.LastSeq != "" {
+	if len(st.Producers) > 0 || m.ClosedBy != nil || m.LastSeq != "" || m.Fork != nil || m.SoftDeleted {
 		return restingState{}, false
 	}
 	if !nanoRange(m.CreatedAt) || !nanoRange(m.LastAccess) || !nanoRange(m.ExpiresAt) {

@@ -37,6 +37,9 @@ func TestRestingStateRoundTrip(t *testing.T) {
 			Closed: true, ClosedBy: &persistence.ProducerRef{ID: "p", Epoch: 1, Seq: 3}}}},
 		{name: "expires-at beyond nanoseconds", kept: false, st: &persistence.StreamState{Meta: persistence.Meta{ID: 13, ContentType: ctText, CreatedAt: created,
 			ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}}},
+		{name: "fork", kept: false, st: &persistence.StreamState{Tail: 5, Meta: persistence.Meta{ID: 15, ContentType: ctText, CreatedAt: created,
+			Fork: &persistence.ForkInfo{SourcePath: "src", SourceID: 3, Base: 5, Chain: []persistence.Segment{{ID: 3, End: 5}}}}}},
+		{name: "soft-deleted", kept: false, st: &persistence.StreamState{Meta: persistence.Meta{ID: 16, ContentType: ctText, CreatedAt: created, SoftDeleted: true}}},
 		// 0 stands for "no Expires-At": kept, this stream would never expire.
 		{name: "expires-at at the Unix epoch", kept: false, st: &persistence.StreamState{Meta: persistence.Meta{ID: 14, ContentType: ctText, CreatedAt: created,
 			ExpiresAt: time.Unix(0, 0).UTC()}}},
@@ -88,7 +91,7 @@ func TestRestingStateCoversMeta(t *testing.T) {
 	for f := range reflect.TypeFor[persistence.Meta]().Fields() {
 		names = append(names, f.Name)
 	}
-	const want = "ID ContentType TTL HasTTL ExpiresAt CreatedAt LastAccess Closed ClosedBy LastSeq NoProducers"
+	const want = "ID ContentType TTL HasTTL ExpiresAt CreatedAt LastAccess Closed ClosedBy LastSeq NoProducers Fork SoftDeleted"
 	if got := strings.Join(names, " "); got != want {
 		t.Fatalf("persistence.Meta fields are now %q (were %q): update restingState's encode and decode", got, want)
 	}
@@ -161,7 +164,7 @@ func TestPassivatedStreamsReactivateFromRestingState(t *testing.T) {
 			eventually(t, opTimeout, "actors to passivate", func() bool { return e.s.Stats().Live == 0 })
 			loads := e.s.Stats()
 			for _, p := range paths {
-				if snap := snapshot(p); snap != before[p] {
+				if snap := snapshot(p); !reflect.DeepEqual(snap, before[p]) {
 					t.Errorf("%s after reactivation: %+v, want %+v", p, snap, before[p])
 				}
 			}

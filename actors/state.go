@@ -72,8 +72,11 @@ type appendPlan struct {
 // planAppend decides an append against st (§5.2, §5.2.1, §5.3). It does
 // not modify st.
 func planAppend(st *streamState, req AppendRequest, now, lastAccess time.Time, lim stateLimits) appendPlan {
-	if !st.exists || st.expired(now, lastAccess) {
+	switch {
+	case !st.exists || st.expired(now, lastAccess):
 		return appendPlan{err: ErrNotFound}
+	case st.meta.SoftDeleted:
+		return appendPlan{err: ErrGone}
 	}
 	p := req.Producer
 	if st.meta.Closed {
@@ -223,6 +226,9 @@ type createPlan struct {
 
 // planCreate decides a create against st. It does not modify st.
 func planCreate(st *streamState, req CreateRequest, now, lastAccess time.Time) createPlan {
+	if st.exists && st.meta.SoftDeleted {
+		return createPlan{err: ErrGone} // the path stays taken while forks read it
+	}
 	if st.exists && !st.expired(now, lastAccess) {
 		if !st.sameConfig(req) {
 			return createPlan{err: ErrConfigMismatch}
@@ -239,25 +245,39 @@ func (st *streamState) sameConfig(req CreateRequest) bool {
 	return protocol.SameContentType(req.ContentType, st.meta.ContentType) &&
 		req.Expiry.HasTTL == st.meta.HasTTL && req.Expiry.TTL == st.meta.TTL &&
 		req.Expiry.ExpiresAt.Equal(st.meta.ExpiresAt) &&
-		req.Closed == st.meta.Closed
+		req.Closed == st.meta.Closed && sameFork(req.Fork, st.meta.Fork)
 }
 
-// applyCreate makes st a new, empty incarnation with id holding req's
-// records, and returns the answer its creator gets once it is durable.
-func (st *streamState) applyCreate(req CreateRequest, id uint64, now time.Time) Result {
+// sameFork reports whether two fork points are the same request's (§4.2:
+// idempotent fork creation compares Stream-Forked-From and the offsets).
+func sameFork(a, b *persistence.ForkInfo) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.SourcePath == b.SourcePath && a.Offset == b.Offset && a.SubOffset == b.SubOffset
+}
+
+// applyCreate makes st a new incarnation with id holding req's records (a
+// fork's after its inherited data), and returns the answer its creator gets
+// once it is durable and where the records start.
+func (st *streamState) applyCreate(req CreateRequest, id uint64, now time.Time) (Result, uint64) {
 	*st = streamState{
 		exists: true,
 		meta: persistence.Meta{
 			ID: id, ContentType: req.ContentType, TTL: req.Expiry.TTL, HasTTL: req.Expiry.HasTTL,
 			ExpiresAt: req.Expiry.ExpiresAt, CreatedAt: now, LastAccess: now, Closed: req.Closed,
-			NoProducers: true,
+			NoProducers: true, Fork: req.Fork,
 		},
 		metaDirty: true,
 	}
+	if req.Fork != nil {
+		st.tail = req.Fork.Base
+	}
+	start := st.tail
 	for _, r := range req.Records {
 		st.tail += uint64(len(r))
 	}
-	return Result{Outcome: Created, NextOffset: st.tail, Closed: st.meta.Closed}
+	return Result{Outcome: Created, NextOffset: st.tail, Closed: st.meta.Closed}, start
 }
 
 // applyDelete removes the stream from st.
@@ -310,7 +330,7 @@ func (st *streamState) snapshot() *Snapshot {
 	if !st.exists {
 		return &Snapshot{}
 	}
-	return &Snapshot{
+	snap := &Snapshot{
 		Exists:      true,
 		ID:          st.meta.ID,
 		ContentType: st.meta.ContentType,
@@ -318,5 +338,13 @@ func (st *streamState) snapshot() *Snapshot {
 		Expiry:      st.meta.Expiry(),
 		Closed:      st.meta.Closed,
 		Tail:        st.tail,
+		SoftDeleted: st.meta.SoftDeleted,
 	}
+	if f := st.meta.Fork; f != nil {
+		snap.Chain = f.Chain
+	}
+	if snap.SoftDeleted {
+		snap.Expiry = protocol.Expiry{} // deleted already: collected, not expired
+	}
+	return snap
 }

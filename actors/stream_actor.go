@@ -64,8 +64,10 @@ type streamActor struct {
 	unindex []persistence.ExpiryEntry
 
 	// subs is allocated on first use: most actors of a node with many
-	// streams never see a subscriber.
+	// streams never see a subscriber. pins are the forks of this stream
+	// being created (forks.go).
 	subs   map[uint64]*subscriber
+	pins   map[uint64]struct{}
 	timers streamTimers
 	// lastActive is when the actor last handled a request (for idling).
 	lastActive time.Time
@@ -108,6 +110,7 @@ func (a *streamActor) Receive(c actor.Context) {
 // still queued behind it, leaving their callers waiting.
 func (a *streamActor) crash(c actor.Context, r any) {
 	a.s.log.Error("stream actor failed; retiring it", "path", a.path, "panic", r, "stack", string(debug.Stack()))
+	a.s.crashed.Store(a.path, time.Now()) // its pins are lost with it
 	if a.err == nil {
 		a.err = fmt.Errorf("%w: %v", errActorFailed, r)
 	}
@@ -208,6 +211,20 @@ func (a *streamActor) dispatch(m retrier) {
 	case *subscribeMsg:
 		a.onSubscribe(m)
 		return
+	case *releaseMsg:
+		a.onRelease(m)
+		return
+	case *childGoneMsg:
+		if a.st.exists && a.st.meta.ID == m.source {
+			a.maybeCollect()
+		}
+		return
+	case *collectMsg:
+		if a.st.exists && a.st.meta.ID == m.id {
+			a.timers.collect = nil
+			a.maybeCollect()
+		}
+		return
 	case *appendMsg:
 		if max := a.s.cfg.MaxPendingAppends; len(a.queued)+a.pipe.ops() >= max {
 			reply(m.reply, Result{Err: &LimitError{Limit: LimitPendingAppends, Max: int64(max)}})
@@ -251,6 +268,11 @@ func answerErr(m retrier, err error) {
 		reply(m.reply, Result{Err: err})
 	case *subscribeMsg:
 		reply(m.reply, err)
+	case *pinMsg:
+		reply(m.reply, pinResult{err: err})
+	}
+	if m, ok := m.(*createMsg); ok {
+		m.pin.release(false, 0)
 	}
 }
 
@@ -333,7 +355,7 @@ func (a *streamActor) onIdleTick(c actor.Context) {
 // maybePassivate retires an idle actor. It persists the sliding-TTL anchor
 // first so the stream's remaining lifetime survives passivation.
 func (a *streamActor) maybePassivate(c actor.Context) {
-	if !a.pipe.idle() || len(a.queued) > 0 || a.h.parked.Load() > 0 || len(a.subs) > 0 {
+	if !a.pipe.idle() || len(a.queued) > 0 || a.h.parked.Load() > 0 || len(a.subs) > 0 || len(a.pins) > 0 {
 		return
 	}
 	if !a.persistAccess() {

@@ -77,7 +77,12 @@ type Streams struct {
 	live  atomic.Int64 // stream actors spawned and not yet terminated
 	// liveReaders counts waiting long-polls and SSE subscribers.
 	liveReaders atomic.Int64
-	limits      stateLimits
+	// telling counts messages being told in the background (Streams.tell);
+	// crashed records when paths' actors failed (path -> time.Time), which
+	// delays collection of soft-deleted streams (collectWait).
+	telling sync.WaitGroup
+	crashed sync.Map
+	limits  stateLimits
 	// resting mirrors the supervisor's resting entry count; storeLoads and
 	// restingLoads count activations by where the state came from.
 	resting, storeLoads, restingLoads atomic.Int64
@@ -207,6 +212,7 @@ func (s *Streams) shutdown(ctx context.Context) error {
 			return fmt.Errorf("stop stream actors: %w", err)
 		}
 		s.commits.Wait()
+		s.telling.Wait()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop stream actors: %w", ctx.Err())
@@ -366,8 +372,11 @@ func (s *Streams) Open(ctx context.Context, path string) (*Handle, *Snapshot, er
 		return nil, nil, err
 	}
 	snap := h.Snapshot()
-	if !snap.Exists {
+	switch {
+	case !snap.Exists:
 		return nil, nil, ErrNotFound
+	case snap.SoftDeleted:
+		return nil, nil, ErrGone
 	}
 	if h.Expired(snap, s.cfg.Now()) {
 		h.send(s.root, &expireTick{})

@@ -18,10 +18,13 @@ type streamTimers struct {
 	// readers, when set, renews a sliding TTL while live readers are
 	// parked (keepAliveForReaders).
 	readers *time.Timer
+	// collect, when set, retries collecting a soft-deleted stream
+	// (maybeCollect).
+	collect *time.Timer
 }
 
 func (t *streamTimers) stopAll() {
-	for _, tm := range []*time.Timer{t.ttl, t.idle, t.renew, t.readers} {
+	for _, tm := range []*time.Timer{t.ttl, t.idle, t.renew, t.readers, t.collect} {
 		if tm != nil {
 			tm.Stop()
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"sync"
 
+	"github.com/streamd/streamd/persistence"
 	"github.com/streamd/streamd/protocol"
 )
 
@@ -18,6 +19,16 @@ type Snapshot struct {
 	Closed      bool
 	// Tail is the durable tail position: every byte below it is synced.
 	Tail uint64
+	// Chain is a fork's inherited data (see persistence.Layout); nil for a
+	// stream that is not a fork.
+	Chain []persistence.Segment
+	// SoftDeleted: deleted while forks still read it (410).
+	SoftDeleted bool
+}
+
+// Layout is where the stream's bytes are.
+func (s *Snapshot) Layout() persistence.Layout {
+	return persistence.Layout{Chain: s.Chain, ID: s.ID}
 }
 
 // CreateRequest is a PUT.
@@ -27,6 +38,9 @@ type CreateRequest struct {
 	Closed      bool
 	// Records are the initial messages (one record for non-JSON bodies).
 	Records [][]byte
+	// Fork, for a fork, is where its inherited data comes from, resolved
+	// against its source (Streams.Fork sets it).
+	Fork *persistence.ForkInfo
 }
 
 // AppendRequest is a POST.

@@ -27,6 +27,8 @@ func (a *streamActor) runWrite(m retrier) bool {
 		a.onDelete(m)
 	case *appendMsg:
 		a.onAppend(m)
+	case *pinMsg:
+		a.onPin(m)
 	}
 	return true
 }
@@ -57,36 +59,82 @@ func (a *streamActor) drainQueued() {
 func (a *streamActor) onCreate(m *createMsg) {
 	now := a.s.cfg.Now()
 	plan := planCreate(&a.st, m.req, now, a.h.LastAccess())
+	if plan.replaces != 0 && plan.err == nil {
+		// The expired incarnation goes first; if forks read it, it is only
+		// soft-deleted and its path stays taken.
+		if referenced, err := a.referenced(); err != nil || referenced {
+			plan.err = err
+			if err == nil {
+				plan.err = ErrGone
+				a.expireNow()
+			}
+		}
+	}
 	switch {
 	case plan.err != nil:
+		m.pin.release(false, 0)
 		reply(m.reply, Result{Err: plan.err})
 		return
 	case plan.existed:
+		m.pin.release(false, 0)
 		a.h.Touch(now)
 		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Closed: a.st.meta.Closed, Snapshot: a.snap})
 		return
 	}
 	id, err := a.s.store.AllocateID()
 	if err != nil {
+		m.pin.release(false, 0)
 		reply(m.reply, Result{Err: err})
 		return
 	}
-	res := a.st.applyCreate(m.req, id, now)
+	var gone *incarnation
+	if plan.replaces != 0 {
+		gone = a.incarnation()
+	}
+	res, start := a.st.applyCreate(m.req, id, now)
 	a.h.lastAccess.Store(now.UnixNano())
-	a.pipe.add(&writeOp{kind: opCreate, reply: m.reply, res: res, id: id, records: m.req.Records, oldID: plan.replaces})
+	a.pipe.add(&writeOp{kind: opCreate, reply: m.reply, res: res, id: id, start: start, records: m.req.Records,
+		gone: gone, fork: m.req.Fork, pin: m.pin})
 	a.flush()
 }
 
+// incarnation is the current incarnation, as its removal must undo it.
+func (a *streamActor) incarnation() *incarnation {
+	return &incarnation{id: a.st.meta.ID, fork: a.st.meta.Fork, soft: a.st.meta.SoftDeleted}
+}
+
+// onDelete deletes the stream, or soft-deletes it while forks read it. A
+// collect (m.collect) removes a soft-deleted stream no fork reads any more.
 func (a *streamActor) onDelete(m *deleteMsg) {
-	if !a.st.exists {
+	switch {
+	case !a.st.exists:
 		reply(m.reply, Result{Err: ErrNotFound})
+		return
+	case m.collect != a.st.meta.SoftDeleted:
+		if !m.collect {
+			reply(m.reply, Result{Err: ErrGone})
+		}
 		return
 	}
 	res := Result{}
-	if a.expired(a.s.cfg.Now()) {
+	if !m.collect && a.expired(a.s.cfg.Now()) {
 		res.Err = ErrNotFound // it is deleted all the same
 	}
-	op := &writeOp{kind: opDelete, reply: m.reply, oldID: a.st.meta.ID, res: res}
+	referenced, err := a.referenced()
+	if err != nil {
+		reply(m.reply, Result{Err: err})
+		return
+	}
+	if referenced {
+		if !m.collect {
+			a.st.meta.SoftDeleted = true
+			a.st.metaDirty = true
+			a.pipe.add(&writeOp{kind: opSoftDelete, reply: m.reply, res: res, id: a.st.meta.ID})
+			a.flush()
+		}
+		return
+	}
+	op := &writeOp{kind: opDelete, reply: m.reply, res: res, gone: a.incarnation()}
 	a.st.applyDelete()
 	a.pipe.add(op)
 	a.flush()
@@ -129,15 +177,19 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 	}
 	a.unindex = nil
 	for _, op := range ops {
-		if op.oldID != 0 {
-			if err := b.DeleteStream(a.path, op.oldID); err != nil {
+		if g := op.gone; g != nil {
+			if err := a.removeIncarnation(b, g); err != nil {
 				return err
 			}
-			if a.indexed != nil && a.indexed.ID == op.oldID {
-				if err := b.DeleteExpiryEntry(*a.indexed); err != nil {
-					return err
-				}
-				a.indexed = nil
+		}
+		switch {
+		case op.fork != nil:
+			if err := b.PutForkRef(op.fork.SourceID, op.id, a.path); err != nil {
+				return err
+			}
+		case op.kind == opSoftDelete:
+			if err := b.PutSoftDeleted(op.id, a.path); err != nil {
+				return err
 			}
 		}
 		pos := op.start
@@ -149,6 +201,30 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 		}
 	}
 	return a.st.writeChanges(b, a.putMeta)
+}
+
+// removeIncarnation deletes incarnation g of the path: metadata, data,
+// producers, its expiry entry, its reference on its fork source and its
+// soft-deleted listing.
+func (a *streamActor) removeIncarnation(b *persistence.Batch, g *incarnation) error {
+	if err := b.DeleteStream(a.path, g.id); err != nil {
+		return err
+	}
+	if a.indexed != nil && a.indexed.ID == g.id {
+		if err := b.DeleteExpiryEntry(*a.indexed); err != nil {
+			return err
+		}
+		a.indexed = nil
+	}
+	if g.fork != nil {
+		if err := b.DeleteForkRef(g.fork.SourceID, g.id); err != nil {
+			return err
+		}
+	}
+	if g.soft {
+		return b.DeleteSoftDeleted(g.id)
+	}
+	return nil
 }
 
 // putMeta writes the stream's metadata and keeps the expiry index pointing
@@ -183,7 +259,7 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	if d.err != nil {
 		a.s.log.Error("commit failed; reloading stream state", "path", a.path, "err", d.err)
 		for _, op := range append(d.ops, a.pipe.takePending()...) {
-			reply(op.reply, Result{Err: d.err})
+			op.answer(Result{Err: d.err})
 		}
 		a.afterLoad(a.load())
 		a.drainQueued()
@@ -195,10 +271,14 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	var records [][]byte
 	for _, op := range d.ops {
 		switch op.kind {
-		case opCreate, opDelete:
+		case opCreate, opDelete, opSoftDelete:
 			structural = true
 		case opAppend:
 			records = append(records, op.records...)
+		}
+		if g := op.gone; g != nil && g.fork != nil {
+			// Its source may now be collectable.
+			a.s.tell(g.fork.SourcePath, &childGoneMsg{source: g.fork.SourceID})
 		}
 	}
 	var delta *Delta
@@ -215,7 +295,7 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	}
 	for _, op := range d.ops {
 		op.res.Snapshot = d.snap
-		reply(op.reply, op.res)
+		op.answer(op.res)
 	}
 	if delta != nil {
 		a.notifySubscribers(delta)

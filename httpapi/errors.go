@@ -74,6 +74,10 @@ func toAPIError(err error) *apiError {
 		return newError(he.Code, msg)
 	case errors.Is(err, actors.ErrNotFound):
 		return newError(http.StatusNotFound, "stream not found")
+	case errors.Is(err, actors.ErrGone):
+		return newError(http.StatusGone, "stream was deleted")
+	case errors.Is(err, actors.ErrForkPoint):
+		return newError(http.StatusBadRequest, err.Error())
 	case errors.Is(err, actors.ErrConfigMismatch):
 		return newError(http.StatusConflict, "stream exists with a different configuration")
 	case errors.Is(err, actors.ErrContentTypeMismatch):

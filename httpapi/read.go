@@ -72,7 +72,7 @@ type chunk struct {
 func (s *Server) readChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
 	ch := chunk{buf: s.getBuf()}
 	if snap.JSON {
-		msgs, end, err := s.store.ReadMessages(snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
+		msgs, end, err := s.store.ReadMessagesLayout(snap.Layout(), pos, snap.Tail, s.cfg.MaxChunkBytes)
 		if errors.Is(err, persistence.ErrNotBoundary) {
 			err = newError(http.StatusBadRequest, "offset is not a message boundary")
 		}
@@ -83,7 +83,7 @@ func (s *Server) readChunk(snap *actors.Snapshot, pos uint64) (chunk, error) {
 		*ch.buf = protocol.AppendJSONArray((*ch.buf)[:0], msgs)
 		ch.end = end
 	} else {
-		b, err := s.store.AppendBytes((*ch.buf)[:0], snap.ID, pos, snap.Tail, s.cfg.MaxChunkBytes)
+		b, err := s.store.AppendBytesLayout((*ch.buf)[:0], snap.Layout(), pos, snap.Tail, s.cfg.MaxChunkBytes)
 		if err != nil {
 			s.release(ch)
 			return chunk{}, err
@@ -290,6 +290,10 @@ func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, po
 		return err
 	}
 	if d.Deleted {
+		// Deleted, soft-deleted (410) or replaced: say which.
+		if _, _, err := s.streams.Open(c.Request().Context(), path); err != nil {
+			return err
+		}
 		return actors.ErrNotFound
 	}
 	after := *snap

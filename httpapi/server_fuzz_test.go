@@ -353,7 +353,7 @@ func validToken(s string) bool {
 // FuzzServer sends arbitrary requests through the real router to an
 // in-memory streamd holding four streams (text, JSON, closed, written by an
 // idempotent producer) and checks that the server never panics, never
-// answers 5xx (only 501 for the unimplemented Stream-Forked-From), always
+// answers 5xx, always
 // writes its status explicitly and exactly once, sends no body with HEAD,
 // 204 or 304, puts the security headers on every answer, logs no internal
 // error, and that a request answered 4xx (or any read) leaves every stream
@@ -432,6 +432,12 @@ func FuzzServer(f *testing.F) {
 		{put, "new", "", "Stream-Expires-At: 0000-01-01T00:00:00+01:00", ""},
 		{put, "new", "", "Stream-Expires-At: 2262-04-11T23:47:17Z", ""},
 		{put, "new", "", "Stream-Forked-From: /v1/stream/text", ""},
+		{put, "new", "", "Stream-Forked-From: /v1/stream/json\nStream-Fork-Offset: 0000000000000000_0000000000000000\nStream-Fork-Sub-Offset: 1", `[9]`},
+		{put, "new", "", "Stream-Forked-From: /v1/stream/text\nStream-Fork-Offset: 0000000000000000_0000000000000003\nStream-Fork-Sub-Offset: 2", ""},
+		{put, "new", "", "Stream-Forked-From: /v1/stream/closed\nStream-Fork-Offset: -1", "more"},
+		{put, "new", "", "Stream-Forked-From: /v1/stream/missing", ""},
+		{put, "json", "", "Stream-Forked-From: /v1/stream/text", ""},
+		{put, "new", "", "Stream-Fork-Sub-Offset: 0", ""},
 		{put | chunked, "new", "", "Content-Type: text/plain", strings.Repeat("x", fuzzMaxAppend+1)},
 		{put, "a/b/c", "", "", "\x00"},
 		// Appends.
@@ -527,7 +533,7 @@ func FuzzServer(f *testing.F) {
 		status := w.statuses[0]
 		answer := fmt.Sprintf("%d (next %q, closed %q) %q", status, rec.Header().Get(protocol.HeaderStreamNextOffset),
 			rec.Header().Get(protocol.HeaderStreamClosed), clipBody(rec.Body.Bytes()))
-		if status >= 500 && !(status == http.StatusNotImplemented && req.Method == http.MethodPut && req.Header.Get(protocol.HeaderStreamForkedFrom) != "") {
+		if status >= 500 {
 			t.Fatalf("%s: answered %s", what, answer)
 		}
 		if (req.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified) && w.written > 0 {

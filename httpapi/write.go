@@ -107,8 +107,13 @@ func records(body []byte, json, create bool) ([][]byte, error) {
 
 func (s *Server) create(c echo.Context, path string) error {
 	r := c.Request()
-	if r.Header.Get(protocol.HeaderStreamForkedFrom) != "" {
-		return newError(http.StatusNotImplemented, "stream forking is not supported yet")
+	if _, ok := r.Header[protocol.HeaderStreamForkedFrom]; ok {
+		return s.fork(c, path)
+	}
+	for _, h := range []string{protocol.HeaderStreamForkOffset, protocol.HeaderStreamForkSubOffset} {
+		if _, ok := r.Header[h]; ok {
+			return newError(http.StatusBadRequest, h+" requires Stream-Forked-From")
+		}
 	}
 	ct := protocol.ContentType{Raw: protocol.DefaultContentType, Essence: protocol.DefaultContentType}
 	if v := r.Header.Get(echo.HeaderContentType); strings.TrimSpace(v) != "" {
@@ -134,8 +139,23 @@ func (s *Server) create(c echo.Context, path string) error {
 		ContentType: ct.Raw, Expiry: expiry, Closed: protocol.IsTrue(r.Header.Get(protocol.HeaderStreamClosed)), Records: recs,
 	})
 	if err != nil {
-		return err
+		return createError(err)
 	}
+	return writeCreated(c, res)
+}
+
+// createError maps what a create can meet: a soft-deleted stream at the
+// path keeps it taken (409, not the 410 other methods get).
+func createError(err error) error {
+	if errors.Is(err, actors.ErrGone) {
+		return newError(http.StatusConflict, "a deleted stream at this path is still read by its forks")
+	}
+	return err
+}
+
+// writeCreated answers a create or fork (201, or 200 for one that existed).
+func writeCreated(c echo.Context, res actors.Result) error {
+	r := c.Request()
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, res.Snapshot.ContentType)
 	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(res.NextOffset))

@@ -89,12 +89,30 @@ type Meta struct {
 	// passivated stream). Written in the batch that stores the first
 	// producer state; metadata without the field is searched.
 	NoProducers bool `json:"noProd,omitempty"`
+	// Fork is set for a fork: where its inherited data comes from (see
+	// forks.go).
+	Fork *ForkInfo `json:"fork,omitempty"`
+	// SoftDeleted marks a stream deleted while forks still read its data:
+	// it answers 410, its path cannot be created again, and it is
+	// collected when its last fork goes.
+	SoftDeleted bool `json:"gone,omitempty"`
+}
+
+// Layout returns where the stream's bytes are.
+func (m *Meta) Layout() Layout {
+	if m.Fork == nil {
+		return Layout{ID: m.ID}
+	}
+	return Layout{Chain: m.Fork.Chain, ID: m.ID}
 }
 
 // Deadline returns when the stream expires as far as storage knows (the
 // sliding TTL counts from LastAccess, or CreatedAt before any access), and
 // whether it expires at all.
 func (m *Meta) Deadline() (time.Time, bool) {
+	if m.SoftDeleted {
+		return time.Time{}, false // deleted already; collected, not expired
+	}
 	last := m.LastAccess
 	if last.IsZero() {
 		last = m.CreatedAt
@@ -262,6 +280,9 @@ func (s *Store) Load(path string) (*StreamState, error) {
 	if st.Tail, err = s.tail(st.Meta.ID); err != nil {
 		return nil, fmt.Errorf("load stream %q: %w", path, err)
 	}
+	if f := st.Meta.Fork; f != nil && st.Tail < f.Base {
+		st.Tail = f.Base // a fork without data of its own yet
+	}
 	if !st.Meta.NoProducers {
 		if st.Producers, err = s.producers(st.Meta.ID); err != nil {
 			return nil, fmt.Errorf("load stream %q: %w", path, err)
@@ -361,10 +382,19 @@ func (s *Store) AppendBytes(dst []byte, id, from, upto uint64, max int) ([]byte,
 // least one record is returned when any exists). It returns the messages and
 // the position after the last one.
 func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, error) {
-	if from >= upto {
-		return nil, from, nil
+	msgs, end, _, err := s.readMessages(id, from, upto, clampMax(max), true)
+	if err != nil {
+		return nil, from, err
 	}
-	max = clampMax(max)
+	return msgs, end, nil
+}
+
+// readMessages is ReadMessages returning the bytes read too; with
+// atLeastOne false, a first record larger than max is not read either.
+func (s *Store) readMessages(id, from, upto uint64, max int, atLeastOne bool) ([][]byte, uint64, int, error) {
+	if from >= upto {
+		return nil, from, 0, nil
+	}
 	var msgs [][]byte
 	end, size := from, 0
 	var bad bool
@@ -373,7 +403,7 @@ func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, 
 			bad = true
 			return false
 		}
-		if pos+uint64(len(v)) > upto || (len(msgs) > 0 && size+len(v) > max) {
+		if pos+uint64(len(v)) > upto || ((len(msgs) > 0 || !atLeastOne) && size+len(v) > max) {
 			return false
 		}
 		msgs = append(msgs, append([]byte(nil), v...))
@@ -382,12 +412,12 @@ func (s *Store) ReadMessages(id, from, upto uint64, max int) ([][]byte, uint64, 
 		return end < upto
 	})
 	if err != nil {
-		return nil, from, fmt.Errorf("read stream %d at %d: %w", id, from, err)
+		return nil, from, 0, fmt.Errorf("read stream %d at %d: %w", id, from, err)
 	}
 	if bad {
-		return nil, from, ErrNotBoundary
+		return nil, from, 0, ErrNotBoundary
 	}
-	return msgs, end, nil
+	return msgs, end, size, nil
 }
 
 // scan visits the records of stream id overlapping [from, upto) in order,

@@ -141,6 +141,16 @@ func ParseExpiry(ttl, expiresAt string) (Expiry, error) {
 	return e, nil
 }
 
+// ParseForkSubOffset validates Stream-Fork-Sub-Offset (§4.2): a
+// non-negative decimal integer without sign or leading zeros.
+func ParseForkSubOffset(v string) (uint64, error) {
+	n, ok := parseCanonicalUint(v, MaxSafeInteger)
+	if !ok {
+		return 0, badRequest("Stream-Fork-Sub-Offset must be a non-negative integer, got %q", v)
+	}
+	return n, nil
+}
+
 // Producer identifies an idempotent producer request (§5.2.1).
 type Producer struct {
 	ID    string

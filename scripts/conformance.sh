@@ -11,7 +11,6 @@
 # The script exits with the status of the vitest run.
 #
 # Environment:
-#   STREAMD_CONFORMANCE_FORKS=1     also run the "Fork - …" groups
 #   STREAMD_LONG_POLL_TIMEOUT_MS    long-poll timeout the suite assumes (default 20000)
 #   STREAMD_STARTUP_TIMEOUT         seconds to wait for streamd to answer (default 30)
 #   STREAMD_STOP_GRACE              seconds between SIGTERM and SIGKILL (default 10)
@@ -142,12 +141,6 @@ while :; do
 	fi
 	sleep 0.2
 done
-
-if [[ ${STREAMD_CONFORMANCE_FORKS:-} == 1 ]]; then
-	echo "conformance: running all test groups, including \"Fork - …\""
-else
-	echo "conformance: the \"Fork - …\" test groups are left out until forks are implemented (set STREAMD_CONFORMANCE_FORKS=1 to include them)"
-fi
 
 results="$tmp/results.json"
 vitest_status=0
