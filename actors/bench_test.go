@@ -197,3 +197,39 @@ func populate(b *testing.B, st *persistence.Store, n int) {
 		batch.Close()
 	}
 }
+
+// BenchmarkFork creates forks of a 128 MiB and of a 1 GiB stream (both
+// flushed from Pebble's memtable), at the tail and 3 bytes into the last
+// record (a sub-offset: that record is looked up). A fork writes its
+// metadata and a reference key, whatever its source's size.
+func BenchmarkFork(b *testing.B) {
+	n := 0 // fork paths stay unique across the framework's repeated runs
+	for _, mib := range []int{128, 1024} {
+		e := newEnv(b)
+		e.createText("/src")
+		rec := bytes.Repeat([]byte("x"), 1<<20)
+		for range mib {
+			e.append("/src", AppendRequest{ContentType: ctText, Records: [][]byte{rec}})
+		}
+		last := uint64(mib-1) << 20
+		time.Sleep(3 * time.Second) // let Pebble's flushes of the source finish
+		for _, at := range []struct {
+			name string
+			req  ForkRequest
+		}{
+			{"tail", ForkRequest{Source: "/src", AtTail: true}},
+			{"sub-offset", ForkRequest{Source: "/src", Offset: last, SubOffset: 3}},
+		} {
+			b.Run(fmt.Sprintf("source=%dMiB/at=%s", mib, at.name), func(b *testing.B) {
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					n++
+					if _, err := e.s.Fork(ctx, fmt.Sprintf("/fork/%s/%d", at.name, n), at.req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

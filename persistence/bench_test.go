@@ -77,3 +77,60 @@ func BenchmarkReadBytes1MiB(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReadForkChain reads a stream of 32 MiB, in 1 MiB chunks as
+// catch-up readers do, laid out as one unforked stream or as the end of a
+// fork chain of depth 50 (each of the 50 streams holding an equal part of
+// the range, the way a chain of forks each appending to their own part
+// does). The chain costs one more iterator per segment crossed.
+func BenchmarkReadForkChain(b *testing.B) {
+	const size, rec, chunk = 32 << 20, 16 << 10, 1 << 20
+	for _, depth := range []int{0, 50} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			forEachFSBench(b, func(b *testing.B, h *harness) {
+				s := h.open()
+				rng := rand.New(rand.NewPCG(3, 3))
+				data := randBytes(rng, rec)
+				streams := depth + 1
+				var l Layout
+				for i := range streams {
+					id := allocate(b, s)
+					from, to := uint64(i*size/streams), uint64((i+1)*size/streams)
+					// Written 1 MiB to a batch, the same for either layout.
+					for lo := from; lo < to; lo += 1 << 20 {
+						batch := s.NewBatch()
+						for pos := lo; pos < min(lo+1<<20, to); pos += rec {
+							if err := batch.Append(id, pos, data[:min(rec, to-pos)]); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := batch.Commit(); err != nil {
+							b.Fatal(err)
+						}
+						batch.Close()
+					}
+					if i < streams-1 {
+						l.Chain = append(l.Chain, Segment{ID: id, End: to})
+					} else {
+						l.ID = id
+					}
+				}
+				// Both read from sstables, not the memtable.
+				if err := s.db.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 0, chunk)
+				b.SetBytes(size)
+				b.ReportAllocs()
+				for b.Loop() {
+					for pos := uint64(0); pos < size; pos += chunk {
+						out, err := s.AppendBytesLayout(buf[:0], l, pos, size, chunk)
+						if err != nil || len(out) != chunk {
+							b.Fatalf("read at %d: %d bytes, %v", pos, len(out), err)
+						}
+					}
+				}
+			})
+		})
+	}
+}
