@@ -39,8 +39,8 @@ var (
 	// forked from until its forks are gone.
 	ErrGone = errors.New("stream was deleted; its forks still read it")
 	// ErrForkPoint reports a fork point the source cannot have: past its
-	// tail, inside a JSON message, or a sub-offset past the next data
-	// boundary (400).
+	// tail, inside a JSON message, a sub-offset past the next data
+	// boundary, or one making the fork chain deeper than allowed (400).
 	ErrForkPoint = errors.New("invalid fork point")
 
 	// errRetry tells a caller that the actor it reached is passivating or

@@ -136,6 +136,10 @@ func (s *Streams) resolveFork(src *Snapshot, req ForkRequest) (CreateRequest, er
 		}
 		base = offset + req.SubOffset
 	}
+	chain := layout.ForkChain(base)
+	if len(chain) > s.cfg.MaxForkDepth {
+		return CreateRequest{}, fmt.Errorf("%w: the fork chain would be deeper than %d", ErrForkPoint, s.cfg.MaxForkDepth)
+	}
 	expiry := req.Expiry
 	if !req.HasExpiry {
 		// §4.2: a fork without its own expiry inherits its source's TTL
@@ -157,7 +161,7 @@ func (s *Streams) resolveFork(src *Snapshot, req ForkRequest) (CreateRequest, er
 	return CreateRequest{
 		ContentType: ct, Expiry: expiry, Closed: req.Closed, Records: recs,
 		Fork: &persistence.ForkInfo{SourcePath: req.Source, SourceID: src.ID, Offset: offset, SubOffset: req.SubOffset,
-			Base: base, Chain: layout.ForkChain(base)},
+			Base: base, Chain: chain},
 	}, nil
 }
 

@@ -317,3 +317,20 @@ func TestForkExpiryThroughTheReaper(t *testing.T) {
 		})
 	}
 }
+
+// TestForkDepthBound: a fork whose chain would pass MaxForkDepth is
+// refused; at the bound it is created.
+func TestForkDepthBound(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxForkDepth = 3 })
+	e.createText("/0", "a")
+	for i := 1; i <= 3; i++ {
+		e.fork(fmt.Sprintf("/%d", i), ForkRequest{Source: fmt.Sprintf("/%d", i-1), AtTail: true})
+		e.appendText(fmt.Sprintf("/%d", i), "b")
+	}
+	if _, err := e.s.Fork(opCtx(t), "/4", ForkRequest{Source: "/3", AtTail: true}); !errors.Is(err, ErrForkPoint) {
+		t.Fatalf("fork past the depth bound: %v; want ErrForkPoint", err)
+	}
+	if got := e.readLayout("/3"); got != "abbb" {
+		t.Fatalf("/3 reads %q", got)
+	}
+}

@@ -45,8 +45,8 @@ type stateLimits struct {
 // expired reports whether the stream has expired at now, given the last
 // recorded access (which readers move without the actor).
 func (st *streamState) expired(now, lastAccess time.Time) bool {
-	if !st.exists {
-		return false
+	if !st.exists || st.meta.SoftDeleted {
+		return false // a soft-deleted stream is collected, not expired
 	}
 	d, ok := st.meta.Expiry().Deadline(lastAccess)
 	return ok && !now.Before(d)

@@ -45,6 +45,10 @@ type Config struct {
 	// ProducerTTL (default 7 days, §5.2.1) or gets a *LimitError.
 	MaxProducers int
 	ProducerTTL  time.Duration
+	// MaxForkDepth bounds a fork's chain (default 1,000 segments): its
+	// metadata holds the chain, and a read crosses up to that many
+	// streams.
+	MaxForkDepth int
 	// ReapInterval is how often expired streams nobody touches are looked
 	// for in the expiry index and deleted (default 1s).
 	ReapInterval time.Duration
@@ -134,6 +138,9 @@ func Start(cfg Config) (*Streams, error) {
 	}
 	if cfg.ProducerTTL <= 0 {
 		cfg.ProducerTTL = 7 * 24 * time.Hour
+	}
+	if cfg.MaxForkDepth <= 0 {
+		cfg.MaxForkDepth = 1000
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

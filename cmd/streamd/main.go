@@ -69,6 +69,7 @@ type options struct {
 	maxProducers            int
 	producerTTL             time.Duration
 	sseBufferBytes          int64
+	maxForkDepth            int
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -106,6 +107,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.maxPendingAppends, "max-pending-appends", 4096, "writes one stream has accepted and not yet committed; more get 429")
 	fs.IntVar(&o.maxProducers, "max-producers-per-stream", 10_000, "idempotent producers remembered per stream; a new one past it gets 429 unless an idle one can be forgotten (--producer-ttl)")
 	fs.DurationVar(&o.producerTTL, "producer-ttl", 7*24*time.Hour, "a producer idle this long may be forgotten to make room for a new one on a stream at --max-producers-per-stream")
+	fs.IntVar(&o.maxForkDepth, "max-fork-depth", 1000, "streams a fork may inherit data from through its chain of sources (400 beyond)")
 	fs.Int64Var(&o.sseBufferBytes, "sse-buffer-bytes", 4<<20, "live data queued for one SSE subscriber; a subscriber further behind resumes from storage")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -143,7 +145,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	case o.maxConnections < 0:
 		return nil, errors.New("--max-connections must not be negative")
 	case o.maxBodyMemory <= 0, o.maxHeaderBytes <= 0, o.maxHeaderValueBytes <= 0, o.maxLiveReaders <= 0,
-		o.maxLiveReadersPerStream <= 0, o.maxPendingAppends <= 0, o.maxProducers <= 0, o.sseBufferBytes <= 0:
+		o.maxLiveReadersPerStream <= 0, o.maxPendingAppends <= 0, o.maxProducers <= 0, o.sseBufferBytes <= 0,
+		o.maxForkDepth <= 0:
 		return nil, errors.New("limits must be positive")
 	}
 	if o.maxConnections == 0 {
@@ -203,7 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		RestingStateBytes: resting, Logger: log,
 		MaxLiveReaders: o.maxLiveReaders, MaxLiveReadersPerStream: o.maxLiveReadersPerStream,
 		MaxPendingAppends: o.maxPendingAppends, MaxProducers: o.maxProducers, ProducerTTL: o.producerTTL,
-		SubscriberBufferBytes: o.sseBufferBytes})
+		SubscriberBufferBytes: o.sseBufferBytes, MaxForkDepth: o.maxForkDepth})
 	if err != nil {
 		return err
 	}

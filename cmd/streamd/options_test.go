@@ -47,6 +47,7 @@ func defaults() options {
 		maxProducers:            10_000,
 		producerTTL:             7 * 24 * time.Hour,
 		sseBufferBytes:          4 << 20,
+		maxForkDepth:            1000,
 	}
 }
 
@@ -71,7 +72,7 @@ func TestParseOptions(t *testing.T) {
 				"--max-connections", "100", "--max-body-memory", "1000", "--max-header-bytes", "2000",
 				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
-				"--sse-buffer-bytes", "8000",
+				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -84,6 +85,7 @@ func TestParseOptions(t *testing.T) {
 				o.maxConnections, o.maxBodyMemory, o.maxHeaderBytes, o.maxHeaderValueBytes = 100, 1000, 2000, 64
 				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
+				o.maxForkDepth = 9
 			},
 		},
 		{
@@ -180,6 +182,7 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero producers", args: []string{"--max-producers-per-stream", "0"}},
 		{name: "zero producer ttl", args: []string{"--producer-ttl", "0s"}},
 		{name: "zero sse buffer", args: []string{"--sse-buffer-bytes", "0"}},
+		{name: "zero fork depth", args: []string{"--max-fork-depth", "0"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
