@@ -1,7 +1,9 @@
 // Package crashtest stops a real streamd under concurrent load, alternately
 // with SIGKILL and with SIGTERM (a graceful stop, which must end with exit
 // status 0 in time), and checks that every acknowledged append, and every
-// byte a reader saw, survives.
+// byte a reader saw, survives; and (fork_test.go) that forks read exactly
+// what they inherited and were given, and that deletes of forked streams
+// and the collections that follow leave nothing half done.
 package crashtest
 
 import (
@@ -57,6 +59,12 @@ type stream struct {
 	epoch, seq int
 	pending    *entry // last request without an answer
 	seqN       int    // Stream-Seq counter
+	// producer is the Producer-Id its producer appends carry; "" is
+	// "crash-" + name. Forks of a producer stream reuse their source's.
+	producer string
+	// node is the stream's place among the forks (fork_test.go); nil for
+	// streams that are neither forked by the test nor forks.
+	node *fnode
 }
 
 // observation is what one reader saw of s from offset -1: the bytes (or,
@@ -91,20 +99,31 @@ type harness struct {
 	sseObs     []observation
 	sseChecked int // SSE observations checked
 	lives      []*life
-	trigger    chan struct{}  // a lifecycle request about to be sent asks for the kill now
-	closes     int            // checks of an acknowledged (or observed) close
-	deletes    int            // checks of an acknowledged (or observed) delete
-	ttlChecks  int            // HEAD checks of TTL / Expires-At streams
-	renewals   int            // HEAD checks of read-renewed streams (renew_test.go)
-	readSaved  int            // of which found it alive only thanks to a read
-	renewStop  chan struct{}  // closed after the kill: read-renewed streams' readers stop
-	renewWG    sync.WaitGroup // those readers
-	rng        *rand.Rand     // used by the test goroutine only
+	trigger    chan time.Duration // a request about to be sent asks for the stop within this
+	closes     int                // checks of an acknowledged (or observed) close
+	deletes    int                // checks of an acknowledged (or observed) delete
+	ttlChecks  int                // HEAD checks of TTL / Expires-At streams
+	renewals   int                // HEAD checks of read-renewed streams (renew_test.go)
+	readSaved  int                // of which found it alive only thanks to a read
+	renewStop  chan struct{}      // closed after the kill: read-renewed streams' readers stop
+	renewWG    sync.WaitGroup     // those readers
+	rng        *rand.Rand         // used by the test goroutine only
 	cycle      int
 	downtime   *life          // short-TTL stream to let expire while streamd is down
 	outcomes   map[string]int // how lifecycle uncertainties resolved, for the log
 	downFrom   time.Time      // when streamd was last killed, or exited after SIGTERM
 	downTo     time.Time      // when it was last started again
+
+	// Forks (fork_test.go).
+	fnodes        []*fnode           // every fork, fork source and refused fork, in creation order
+	trees         []*ftree           // the groups they were created in
+	bases         map[*stream]*fnode // the load's streams and closed lifecycle streams, as fork sources
+	forkObs       []observation      // observations of forks, with their own budget
+	probes        int                // paths named by probes that must never be created
+	forksVerified int                // checks after a restart of a live fork's content
+	forkDeletes   int                // checks after a restart of a deleted fork or source
+	collections   int                // soft-deleted streams seen collected
+	collectWait   time.Duration      // longest wait after a restart for a collection
 
 	// Graceful stops (SIGTERM cycles).
 	exitStatus func() error  // how the running streamd exited; call after exited is closed
@@ -176,7 +195,8 @@ func TestCrash(t *testing.T) {
 	}
 	h.retried = map[int]int{}
 	h.outcomes = map[string]int{}
-	h.trigger = make(chan struct{}, 1)
+	h.bases = map[*stream]*fnode{}
+	h.trigger = make(chan time.Duration, 1)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	h.rng = rng
 	t.Cleanup(h.kill)
@@ -209,14 +229,15 @@ func TestCrash(t *testing.T) {
 	h.verifyRenewals()
 	h.verify()
 	h.kill()
-	line := fmt.Sprintf("crash test: cycles=%d sigterm_cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d renewals_checked=%d saved_by_read=%d violations=%d",
-		cycles, h.sigterms, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.renewals, h.readSaved, h.violations)
+	line := fmt.Sprintf("crash test: cycles=%d sigterm_cycles=%d appends_verified=%d sse_observations=%d closes_verified=%d deletes_verified=%d ttl_checks=%d renewals_checked=%d saved_by_read=%d forks_verified=%d fork_deletes_verified=%d collections_verified=%d violations=%d",
+		cycles, h.sigterms, h.verified, h.sseChecked, h.closes, h.deletes, h.ttlChecks, h.renewals, h.readSaved,
+		h.forksVerified, h.forkDeletes, h.collections, h.violations)
 	h.stopMu.Lock()
 	term := fmt.Sprintf("crash test: SIGTERM cycles: appends %v; answered after the SIGTERM: %v; live reads ended by the drain: long-poll 204=%d 200=%d other=%d, SSE clean=%d cut off=%d refused=%d; slowest exit %v",
 		h.termAll, h.termAfter, h.drain.longPoll204, h.drain.longPoll200, h.drain.longPollOther, h.drain.sseClean, h.drain.sseCut, h.drain.sseRefused, h.slowestEnd.Round(time.Millisecond))
 	h.stopMu.Unlock()
-	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d; lifecycle outcomes: %v)",
-		line, h.retried[200], h.retried[204], h.observed, h.outcomes)
+	t.Logf("%s (producer retries after restart: %d got 200, %d got 204; reader observations checked: %d; longest wait for a collection after a restart: %v; lifecycle outcomes: %v)",
+		line, h.retried[200], h.retried[204], h.observed, h.collectWait.Round(time.Millisecond), h.outcomes)
 	fmt.Println(term)
 	fmt.Println(line)
 	if h.violations > 0 {
@@ -392,6 +413,14 @@ func (h *harness) drained(f func(*drainCounts)) {
 
 func (h *harness) url(s *stream) string { return h.base + "/v1/stream/" + s.name }
 
+// producerID is the Producer-Id of s's producer appends.
+func (s *stream) producerID() string {
+	if s.producer != "" {
+		return s.producer
+	}
+	return "crash-" + s.name
+}
+
 func (s *stream) isJSON() bool { return s.kind == kProdJSON || s.kind == kJSON }
 
 func (s *stream) ctype() string {
@@ -452,7 +481,7 @@ func (h *harness) post(s *stream, e *entry, seqHdr string) (int, string) {
 		hdr.Set("Stream-Seq", seqHdr)
 	}
 	if s.kind == kProdBin || s.kind == kProdJSON {
-		hdr.Set("Producer-Id", "crash-"+s.name)
+		hdr.Set("Producer-Id", s.producerID())
 		hdr.Set("Producer-Epoch", strconv.Itoa(s.epoch))
 		hdr.Set("Producer-Seq", strconv.Itoa(s.seq))
 	}
@@ -472,34 +501,46 @@ func (h *harness) writer(s *stream, cycle int, seed int64, stop <-chan struct{})
 			return
 		default:
 		}
-		e := s.newEntry(cycle, rng)
-		s.entries = append(s.entries, e)
-		seqHdr := ""
-		if s.kind == kSeq {
-			s.seqN++
-			seqHdr = fmt.Sprintf("%012d", s.seqN)
-		}
-		code, next := h.post(s, e, seqHdr)
-		switch {
-		case code == 0 || code >= 500:
-			s.maybe[e.id] = true
-			if s.kind == kProdBin || s.kind == kProdJSON {
-				s.pending = e
-			}
-			return
-		case code == 200 || code == 204:
-			if (s.kind == kProdBin || s.kind == kProdJSON) && code != 200 {
-				h.violate("%s: fresh producer seq %d got %d, want 200", s.name, s.seq, code)
-			}
-			if next == "" {
-				h.violate("%s: %d without Stream-Next-Offset", s.name, code)
-			}
-			e.acked, e.next = true, next
-			s.seq++
-		default:
-			h.violate("%s: append got status %d", s.name, code)
+		if !h.appendOne(s, cycle, rng) {
 			return
 		}
+	}
+}
+
+// appendOne sends s, as its only writer, one new append the way its kind
+// is written (plain, Stream-Seq or idempotent producer) and records the
+// outcome; it reports whether the append was acknowledged. No answer leaves
+// the entry maybe-present (and a producer's request pending, to retry after
+// the restart); any other failure is a violation.
+func (h *harness) appendOne(s *stream, cycle int, rng *rand.Rand) bool {
+	e := s.newEntry(cycle, rng)
+	s.entries = append(s.entries, e)
+	seqHdr := ""
+	if s.kind == kSeq {
+		s.seqN++
+		seqHdr = fmt.Sprintf("%012d", s.seqN)
+	}
+	code, next := h.post(s, e, seqHdr)
+	switch {
+	case code == 0 || code >= 500:
+		s.maybe[e.id] = true
+		if s.kind == kProdBin || s.kind == kProdJSON {
+			s.pending = e
+		}
+		return false
+	case code == 200 || code == 204:
+		if (s.kind == kProdBin || s.kind == kProdJSON) && code != 200 {
+			h.violate("%s: fresh producer seq %d got %d, want 200", s.name, s.seq, code)
+		}
+		if next == "" {
+			h.violate("%s: %d without Stream-Next-Offset", s.name, code)
+		}
+		e.acked, e.next = true, next
+		s.seq++
+		return true
+	default:
+		h.violate("%s: append got status %d", s.name, code)
+		return false
 	}
 }
 
@@ -595,7 +636,11 @@ func (h *harness) reader(s *stream, live bool, stop <-chan struct{}) {
 func (h *harness) record(o observation) {
 	h.obsMu.Lock()
 	defer h.obsMu.Unlock()
-	if o.sse && len(h.sseObs) < 2000 {
+	if o.s.node != nil {
+		if len(h.forkObs) < 1500 {
+			h.forkObs = append(h.forkObs, o)
+		}
+	} else if o.sse && len(h.sseObs) < 2000 {
 		h.sseObs = append(h.sseObs, o)
 	} else if !o.sse && len(h.obs) < 5000 {
 		h.obs = append(h.obs, o)
@@ -610,6 +655,15 @@ func (h *harness) load(cycle int, d time.Duration, sigterm bool) {
 	h.termCycle.Store(sigterm)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Where the stop is aimed: in 4 cycles out of 10 at a lifecycle
+	// stream's close or delete, in 5 at a fork operation (a fork's creation,
+	// a delete of a forked source or of a fork, a fork racing its source's
+	// delete), and otherwise wherever the timer lands, which is often among
+	// them too.
+	aim := rng.Intn(10)
+	// Before the writers start: it takes the load's streams' content as
+	// the last restart verified it.
+	h.startForks(cycle, d, stop, &wg, aim >= 4 && aim < 9)
 	for i, s := range h.streams {
 		wg.Add(2)
 		go func() { defer wg.Done(); h.writer(s, cycle, int64(cycle*100+i)+time.Now().UnixNano(), stop) }()
@@ -621,17 +675,19 @@ func (h *harness) load(cycle int, d time.Duration, sigterm bool) {
 			go func() { defer wg.Done(); h.reader(s, true, stop) }()
 		}
 	}
-	h.startLifecycle(cycle, d, stop, &wg)
+	h.startLifecycle(cycle, d, stop, &wg, aim < 4)
 	select {
 	case <-time.After(d):
-	case <-h.trigger:
+	case window := <-h.trigger:
 		// The request is on its way: land the stop before, during or
-		// just after its commit. Such a request takes 1-6 ms here, mostly
-		// fsync; a kill after its WAL write but before the answer leaves
-		// a close or delete that happened without being acknowledged, a
-		// SIGTERM one that must still get its real answer (or 503, or no
-		// connection at all if it comes after the listener closed).
-		time.Sleep(time.Duration(rng.Intn(4000)) * time.Microsecond)
+		// just after its commit, somewhere within the window its sender
+		// asked for. A close or delete takes 1-6 ms here, mostly fsync,
+		// a fork creation less; a kill after its WAL write but before the
+		// answer leaves a close or delete that happened without being
+		// acknowledged, a SIGTERM one that must still get its real answer
+		// (or 503, or no connection at all if it comes after the listener
+		// closed).
+		time.Sleep(time.Duration(rng.Int63n(int64(window))))
 	}
 	if sigterm {
 		h.term()
@@ -661,18 +717,23 @@ func (h *harness) readFrom(s *stream, offset string) ([]byte, []json.RawMessage,
 			h.violate("%s: read at %s: status %d err %v", s.name, off, code, err)
 			return nil, nil, false
 		}
+		n := len(b)
 		if s.isJSON() {
 			var m []json.RawMessage
 			if err := json.Unmarshal(b, &m); err != nil {
 				h.violate("%s: read at %s: bad JSON: %v", s.name, off, err)
 				return nil, nil, false
 			}
-			msgs = append(msgs, m...)
+			msgs, n = append(msgs, m...), len(m)
 		} else {
 			all = append(all, b...)
 		}
 		if next == "" {
 			h.violate("%s: read at %s without Stream-Next-Offset", s.name, off)
+			return nil, nil, false
+		}
+		if n == 0 && next == off && !upToDate {
+			h.violate("%s: read at %s returned nothing and the same offset, not up to date", s.name, off)
 			return nil, nil, false
 		}
 		off = next
@@ -723,6 +784,7 @@ func (h *harness) verify() {
 		h.verifyStream(s)
 	}
 	h.verifyLives()
+	h.verifyForks()
 	h.verifyObservations()
 }
 
@@ -731,7 +793,19 @@ func (h *harness) verifyStream(s *stream) {
 	if !ok {
 		return
 	}
-	els := elements(s, all, msgs)
+	h.verifyContent(s, all, msgs, 0)
+}
+
+// verifyContent checks s's content, read in full (all, or msgs for JSON
+// streams), whose own appends follow skip bytes (messages) of data a fork
+// inherited, which the caller checks. It returns the own appends' elements.
+func (h *harness) verifyContent(s *stream, all []byte, msgs []json.RawMessage, skip int) [][]byte {
+	var els [][]byte
+	if s.isJSON() {
+		els = elements(s, nil, msgs[skip:])
+	} else {
+		els = elements(s, all[skip:], nil)
+	}
 	// Everything verified after the previous restart is still there, identically.
 	if len(s.prev) > len(els) {
 		h.violate("%s: stream shrank from %d to %d appends", s.name, len(s.prev), len(els))
@@ -798,6 +872,7 @@ func (h *harness) verifyStream(s *stream) {
 			h.violate("%s: append %s acknowledged at %s is not the bytes before that offset", s.name, e.id, e.next)
 		}
 	}
+	return els
 }
 
 // verifyObservations checks that everything a reader (catch-up, long-poll
@@ -805,19 +880,27 @@ func (h *harness) verifyStream(s *stream) {
 // an SSE reader was told is closed is still closed there.
 func (h *harness) verifyObservations() {
 	h.obsMu.Lock()
-	obs := append(h.obs, h.sseObs...)
-	h.obs, h.sseObs = nil, nil
+	obs := append(append(h.obs, h.sseObs...), h.forkObs...)
+	h.obs, h.sseObs, h.forkObs = nil, nil, nil
 	h.obsMu.Unlock()
 	type content struct {
 		all  []byte
 		msgs []json.RawMessage
 	}
 	full := map[*stream]*content{}
+	unreadable := map[*stream]bool{} // reported once
 	for _, o := range obs {
+		if n := o.s.node; n != nil && n.state != nLive {
+			continue // deleted since (readers only read forks not deleted in their cycle)
+		}
 		c := full[o.s]
 		if c == nil {
+			if unreadable[o.s] {
+				continue
+			}
 			all, msgs, ok := h.readFrom(o.s, "-1")
 			if !ok {
+				unreadable[o.s] = true
 				continue
 			}
 			c = &content{all, msgs}

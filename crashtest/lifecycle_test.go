@@ -103,8 +103,9 @@ func (h *harness) newLife(name string, k kind, lk lifeKind, hdr http.Header) *li
 }
 
 // startLifecycle creates this cycle's lifecycle streams and starts the
-// goroutines that write, close, delete and SSE-read them until stop.
-func (h *harness) startLifecycle(cycle int, d time.Duration, stop <-chan struct{}, wg *sync.WaitGroup) {
+// goroutines that write, close, delete and SSE-read them until stop. If aim
+// is set, the stop is aimed at one of the closes or deletes.
+func (h *harness) startLifecycle(cycle int, d time.Duration, stop <-chan struct{}, wg *sync.WaitGroup, aim bool) {
 	rng := h.rng
 	k := kPlain
 	if cycle%2 == 1 {
@@ -142,21 +143,22 @@ func (h *harness) startLifecycle(cycle int, d time.Duration, stop <-chan struct{
 			closed = append(closed, l)
 		}
 	}
-	// In half of the cycles the kill lands on a close or delete request.
-	var aim *life
-	if len(ops) > 0 && rng.Intn(2) == 0 {
-		aim = ops[rng.Intn(len(ops))]
+	// In the cycles load picks for it, the kill lands on a close or delete
+	// request.
+	var target *life
+	if len(ops) > 0 && aim {
+		target = ops[rng.Intn(len(ops))]
 	}
 	for _, l := range ops {
 		// Unaimed operations sometimes come after the kill and wait for a
 		// later cycle.
 		after := time.Duration(rng.Int63n(int64(d) * 3 / 2))
-		if l == aim {
+		if l == target {
 			after = time.Duration(rng.Int63n(int64(d)))
 		}
 		seed := rng.Int63()
 		wg.Add(1)
-		go func() { defer wg.Done(); h.lifeWriter(l, cycle, seed, after, l == aim, stop) }()
+		go func() { defer wg.Done(); h.lifeWriter(l, cycle, seed, after, l == target, stop) }()
 		if l.kind == lClose {
 			seed := rng.Int63()
 			wg.Add(1)
@@ -222,7 +224,7 @@ func (h *harness) lifeWriter(l *life, cycle int, seed int64, after time.Duration
 	}
 	if aim {
 		select {
-		case h.trigger <- struct{}{}:
+		case h.trigger <- 4 * time.Millisecond:
 		default:
 		}
 	}
