@@ -30,6 +30,12 @@ type writeOp struct {
 	// the create is answered.
 	fork *persistence.ForkInfo
 	pin  *sourcePin
+	// event is the lifecycle event the op makes, of incarnation eventID:
+	// recorded in the outbox with it (Config.Registry) and reported once
+	// durable. outboxDone lists outbox events a registry drain moves.
+	event      *Event
+	eventID    uint64
+	outboxDone [][]byte
 }
 
 // incarnation is what removing one incarnation of a path must undo.

@@ -66,8 +66,11 @@ type streamActor struct {
 	// subs is allocated on first use: most actors of a node with many
 	// streams never see a subscriber. pins are the forks of this stream
 	// being created (forks.go).
-	subs   map[uint64]*subscriber
-	pins   map[uint64]struct{}
+	subs map[uint64]*subscriber
+	pins map[uint64]struct{}
+	// drain tracks moving outbox events into the registry stream (only the
+	// registry stream's actor drains).
+	drain  drainState
 	timers streamTimers
 	// lastActive is when the actor last handled a request (for idling).
 	lastActive time.Time
@@ -223,6 +226,11 @@ func (a *streamActor) dispatch(m retrier) {
 		if a.st.exists && a.st.meta.ID == m.id {
 			a.timers.collect = nil
 			a.maybeCollect()
+		}
+		return
+	case *drainMsg:
+		if a.path == RegistryPath && a.s.cfg.Registry {
+			a.onDrain()
 		}
 		return
 	case *appendMsg:

@@ -49,6 +49,15 @@ type Config struct {
 	// metadata holds the chain, and a read crosses up to that many
 	// streams.
 	MaxForkDepth int
+	// OnEvent, if set, is told every stream lifecycle event (created,
+	// closed, deleted, expired) once it is durable, in order, on a
+	// goroutine of its own; events past a queue of 4,096 are dropped
+	// (DroppedEvents).
+	OnEvent func(Event)
+	// Registry records every lifecycle event in the JSON stream at
+	// RegistryPath, in the batch of the change it records (events wait in
+	// an outbox there until the registry stream takes them in).
+	Registry bool
 	// ReapInterval is how often expired streams nobody touches are looked
 	// for in the expiry index and deleted (default 1s).
 	ReapInterval time.Duration
@@ -81,6 +90,7 @@ type Streams struct {
 	live  atomic.Int64 // stream actors spawned and not yet terminated
 	// liveReaders counts waiting long-polls and SSE subscribers.
 	liveReaders atomic.Int64
+	events      *events
 	// telling counts messages being told in the background (Streams.tell);
 	// crashed records when paths' actors failed (path -> time.Time), which
 	// delays collection of soft-deleted streams (collectWait).
@@ -186,8 +196,19 @@ func Start(cfg Config) (*Streams, error) {
 	s.sup = pid
 	s.stopReaper, s.reaperDone = make(chan struct{}), make(chan struct{})
 	go s.reap()
+	s.events = newEvents(cfg.OnEvent)
+	if cfg.Registry {
+		if err := s.startRegistry(); err != nil {
+			_ = s.Shutdown(context.Background())
+			return nil, fmt.Errorf("start the registry stream: %w", err)
+		}
+	}
 	return s, nil
 }
+
+// Reserved reports whether clients may not write to path: the registry
+// stream, when on.
+func (s *Streams) Reserved(path string) bool { return s.cfg.Registry && path == RegistryPath }
 
 // Shutdown stops every stream actor after the messages already queued, then
 // returns; later calls return the first call's result. HTTP intake must already be stopped; the store is closed by the
@@ -220,6 +241,7 @@ func (s *Streams) shutdown(ctx context.Context) error {
 		}
 		s.commits.Wait()
 		s.telling.Wait()
+		s.events.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop stream actors: %w", ctx.Err())

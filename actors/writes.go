@@ -94,7 +94,7 @@ func (a *streamActor) onCreate(m *createMsg) {
 	res, start := a.st.applyCreate(m.req, id, now)
 	a.h.lastAccess.Store(now.UnixNano())
 	a.pipe.add(&writeOp{kind: opCreate, reply: m.reply, res: res, id: id, start: start, records: m.req.Records,
-		gone: gone, fork: m.req.Fork, pin: m.pin})
+		gone: gone, fork: m.req.Fork, pin: m.pin, event: a.newEvent(EventCreated, &a.st.meta, now), eventID: id})
 	a.flush()
 }
 
@@ -116,8 +116,9 @@ func (a *streamActor) onDelete(m *deleteMsg) {
 		}
 		return
 	}
+	now := a.s.cfg.Now()
 	res := Result{}
-	if !m.collect && a.expired(a.s.cfg.Now()) {
+	if !m.collect && a.expired(now) {
 		res.Err = ErrNotFound // it is deleted all the same
 	}
 	referenced, err := a.referenced()
@@ -125,16 +126,26 @@ func (a *streamActor) onDelete(m *deleteMsg) {
 		reply(m.reply, Result{Err: err})
 		return
 	}
+	// A collection was recorded as a deletion when the stream was
+	// soft-deleted; a delete nobody asked for is an expiry.
+	var event *Event
+	switch {
+	case m.collect:
+	case m.reply == nil:
+		event = a.newEvent(EventExpired, &a.st.meta, now)
+	default:
+		event = a.newEvent(EventDeleted, &a.st.meta, now)
+	}
 	if referenced {
 		if !m.collect {
 			a.st.meta.SoftDeleted = true
 			a.st.metaDirty = true
-			a.pipe.add(&writeOp{kind: opSoftDelete, reply: m.reply, res: res, id: a.st.meta.ID})
+			a.pipe.add(&writeOp{kind: opSoftDelete, reply: m.reply, res: res, id: a.st.meta.ID, event: event, eventID: a.st.meta.ID})
 			a.flush()
 		}
 		return
 	}
-	op := &writeOp{kind: opDelete, reply: m.reply, res: res, gone: a.incarnation()}
+	op := &writeOp{kind: opDelete, reply: m.reply, res: res, gone: a.incarnation(), event: event, eventID: a.st.meta.ID}
 	a.st.applyDelete()
 	a.pipe.add(op)
 	a.flush()
@@ -156,7 +167,11 @@ func (a *streamActor) onAppend(m *appendMsg) {
 	}
 	start, res := a.st.applyAppend(plan, now)
 	a.h.Touch(now)
-	a.pipe.add(&writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records})
+	op := &writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records}
+	if plan.close {
+		op.event, op.eventID = a.newEvent(EventClosed, &a.st.meta, now), a.st.meta.ID
+	}
+	a.pipe.add(op)
 	a.flush()
 }
 
@@ -189,6 +204,16 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 			}
 		case op.kind == opSoftDelete:
 			if err := b.PutSoftDeleted(op.id, a.path); err != nil {
+				return err
+			}
+		}
+		if e := op.event; e != nil && a.s.cfg.Registry {
+			if err := b.PutOutbox(op.eventID, e.outboxKind(), e.registryMessage()); err != nil {
+				return err
+			}
+		}
+		for _, k := range op.outboxDone {
+			if err := b.DeleteOutbox(k); err != nil {
 				return err
 			}
 		}
@@ -261,12 +286,19 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 		for _, op := range append(d.ops, a.pipe.takePending()...) {
 			op.answer(Result{Err: d.err})
 		}
+		a.drain = drainState{} // the next event drains the outbox again
 		a.afterLoad(a.load())
 		a.drainQueued()
 		return
 	}
 	prev := a.snap
 	a.publish(d.snap)
+	recorded, drained := false, false
+	defer func() {
+		if drained {
+			a.drained()
+		}
+	}()
 	structural := false
 	var records [][]byte
 	for _, op := range d.ops {
@@ -280,6 +312,14 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 			// Its source may now be collectable.
 			a.s.tell(g.fork.SourcePath, &childGoneMsg{source: g.fork.SourceID})
 		}
+		if op.event != nil {
+			a.s.events.emit(*op.event)
+			recorded = a.s.cfg.Registry
+		}
+		drained = drained || op.outboxDone != nil
+	}
+	if recorded {
+		a.s.tell(RegistryPath, &drainMsg{})
 	}
 	var delta *Delta
 	if structural {

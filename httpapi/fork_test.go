@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamd/streamd/actors"
 )
 
 func forkHeaders(source string, more ...string) []string {
@@ -139,4 +141,26 @@ func TestForkRequestErrors(t *testing.T) {
 			t.Errorf("PUT with %q: %v; want %d", tc.hdr, r, tc.want)
 		}
 	}
+}
+
+// TestRegistryStream: with the registry on, clients read and tail
+// __registry__ but cannot write to it.
+func TestRegistryStream(t *testing.T) {
+	e := newEnv(t, withActors(func(c *actors.Config) { c.Registry = true }))
+	e.expect(t, http.StatusCreated, http.MethodPut, sp("s"), nil, "Content-Type", "text/plain")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := e.expect(t, http.StatusOK, http.MethodGet, sp("__registry__")+"?offset=-1", nil)
+		if strings.Contains(string(r.body), `"key":"s"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry holds %s; want the create of s", r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	json := []string{"Content-Type", "application/json"}
+	e.expect(t, http.StatusForbidden, http.MethodPost, sp("__registry__"), []byte(`{}`), json...)
+	e.expect(t, http.StatusForbidden, http.MethodPut, sp("__registry__"), nil, json...)
+	e.expect(t, http.StatusForbidden, http.MethodDelete, sp("__registry__"), nil)
 }

@@ -185,6 +185,10 @@ func (s *Server) route(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	switch m := c.Request().Method; {
+	case (m == http.MethodPut || m == http.MethodPost || m == http.MethodDelete) && s.streams.Reserved(path):
+		return newError(http.StatusForbidden, "this stream is written by streamd only")
+	}
 	switch c.Request().Method {
 	case http.MethodPut:
 		return s.create(c, path)

@@ -70,6 +70,7 @@ type options struct {
 	producerTTL             time.Duration
 	sseBufferBytes          int64
 	maxForkDepth            int
+	registry                bool
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -107,6 +108,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.maxPendingAppends, "max-pending-appends", 4096, "writes one stream has accepted and not yet committed; more get 429")
 	fs.IntVar(&o.maxProducers, "max-producers-per-stream", 10_000, "idempotent producers remembered per stream; a new one past it gets 429 unless an idle one can be forgotten (--producer-ttl)")
 	fs.DurationVar(&o.producerTTL, "producer-ttl", 7*24*time.Hour, "a producer idle this long may be forgotten to make room for a new one on a stream at --max-producers-per-stream")
+	fs.BoolVar(&o.registry, "registry", false, "record every stream created, closed, deleted or expired in the JSON stream __registry__")
 	fs.IntVar(&o.maxForkDepth, "max-fork-depth", 1000, "streams a fork may inherit data from through its chain of sources (400 beyond)")
 	fs.Int64Var(&o.sseBufferBytes, "sse-buffer-bytes", 4<<20, "live data queued for one SSE subscriber; a subscriber further behind resumes from storage")
 	var envErr error
@@ -206,7 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		RestingStateBytes: resting, Logger: log,
 		MaxLiveReaders: o.maxLiveReaders, MaxLiveReadersPerStream: o.maxLiveReadersPerStream,
 		MaxPendingAppends: o.maxPendingAppends, MaxProducers: o.maxProducers, ProducerTTL: o.producerTTL,
-		SubscriberBufferBytes: o.sseBufferBytes, MaxForkDepth: o.maxForkDepth})
+		SubscriberBufferBytes: o.sseBufferBytes, MaxForkDepth: o.maxForkDepth, Registry: o.registry})
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func TestParseOptions(t *testing.T) {
 				"--max-connections", "100", "--max-body-memory", "1000", "--max-header-bytes", "2000",
 				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
-				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9",
+				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -85,7 +85,7 @@ func TestParseOptions(t *testing.T) {
 				o.maxConnections, o.maxBodyMemory, o.maxHeaderBytes, o.maxHeaderValueBytes = 100, 1000, 2000, 64
 				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
-				o.maxForkDepth = 9
+				o.maxForkDepth, o.registry = 9, true
 			},
 		},
 		{
