@@ -39,8 +39,14 @@ test: lint test-go fuzz conformance
 
 ci: test
 
+# On failure the lines that name what failed are repeated at the end, where
+# a truncated CI log still shows them (a timeout's "running tests" list is
+# otherwise thousands of lines above, before the goroutine dump).
 test-go:
-	$(GO) test -race -count=1 ./...
+	@log=$$(mktemp); echo "$(GO) test -race -count=1 -timeout 8m ./..."; \
+	$(GO) test -race -count=1 -timeout 8m ./... >$$log 2>&1; status=$$?; cat $$log; \
+	if [ $$status -ne 0 ]; then echo "== what failed:"; grep -E -A3 '^(--- FAIL|panic:|FAIL|[[:space:]]+running tests:)' $$log | head -80; fi; \
+	rm -f $$log; exit $$status
 
 race: test-go
 

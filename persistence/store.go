@@ -292,8 +292,11 @@ func (s *Store) Load(path string) (*StreamState, error) {
 }
 
 // tail is the end position of the last record of stream id.
-func (s *Store) tail(id uint64) (uint64, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataKey(id, 0), UpperBound: dataKey(id+1, 0)})
+func (s *Store) tail(id uint64) (uint64, error) { return tailIn(s.db, id) }
+
+// tailIn is tail as r (the database or a snapshot of it) sees it.
+func tailIn(r pebble.Reader, id uint64) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: dataKey(id, 0), UpperBound: dataKey(id+1, 0)})
 	if err != nil {
 		return 0, err
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -382,7 +383,14 @@ func overloadTrickle(t *testing.T, p *process) {
 // its write timeout.
 func overloadStuckReader(t *testing.T, p *process, size int) {
 	addr := strings.TrimPrefix(p.base, "http://")
-	c, err := net.Dial("tcp", addr)
+	// A small receive buffer, set before connecting so the kernel cannot
+	// grow it: loopback may otherwise buffer the whole response.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return errors.Join(err, serr)
+	}}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
