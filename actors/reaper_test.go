@@ -152,7 +152,10 @@ func TestReaperCannotBeJammed(t *testing.T) {
 	})
 	late := time.Since(deadline)
 	t.Logf("/real reaped %v after its deadline", late)
-	if late > 3*time.Second {
+	// Jammed, the reaper never reaches /real (eventually fails above);
+	// this bound leaves room for a loaded machine running tests in
+	// parallel under the race detector.
+	if late > 6*time.Second {
 		t.Errorf("/real reaped %v after its deadline", late)
 	}
 	// Far-future entries now sort past 2262: nothing due but the broken.

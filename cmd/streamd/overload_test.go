@@ -313,16 +313,29 @@ func overloadLiveReaders(t *testing.T, p *process, perStream, total int) {
 			})
 		}
 	}
-	open("live-a", perStream+10)
-	time.Sleep(500 * time.Millisecond)
-	open("live-b", total-perStream+10)
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	got := map[int]int{}
-	for k, v := range codes {
-		got[k] = v
+	snapshot := func() map[int]int {
+		mu.Lock()
+		defer mu.Unlock()
+		got := map[int]int{}
+		for k, v := range codes {
+			got[k] = v
+		}
+		return got
 	}
-	mu.Unlock()
+	// Waits for answers rather than sleeping: on a loaded machine they
+	// take their time, and live-b must start only once live-a's readers
+	// hold their slots (their 10 refusals show the stream's bound is full).
+	waitFor := func(code, n int) {
+		for deadline := time.Now().Add(20 * time.Second); snapshot()[code] < n && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	open("live-a", perStream+10)
+	waitFor(http.StatusTooManyRequests, 10)
+	open("live-b", total-perStream+10)
+	waitFor(http.StatusServiceUnavailable, 10)
+	time.Sleep(100 * time.Millisecond) // a late extra answer would show here
+	got := snapshot()
 	if got[http.StatusTooManyRequests] != 10 || got[http.StatusServiceUnavailable] != 10 || len(got) != 2 {
 		t.Errorf("answers to readers past the bounds = %v; want 10 × 429 (per stream) and 10 × 503 (server)", got)
 	}
