@@ -224,10 +224,18 @@ func TestProducerCloseOnly(t *testing.T) {
 	if dup.Outcome != Duplicate || !dup.Closed || dup.NextOffset != 1 {
 		t.Fatalf("retried producer close-only = %+v, want Duplicate", dup)
 	}
-	// A close-only by another producer is simply "already closed".
-	other := e.append("/s", AppendRequest{Producer: producer("q", 0, 0), Close: true})
-	if other.Outcome != AlreadyClosed || !other.Closed {
-		t.Fatalf("other producer close-only = %+v, want AlreadyClosed", other)
+	// A close-only by another producer, or by the closing producer with
+	// another seq, is a write to a closed stream: it conflicts.
+	for _, p := range []*protocol.Producer{producer("q", 0, 0), producer("p", 0, 1)} {
+		_, err := e.s.Append(opCtx(t), "/s", AppendRequest{Producer: p, Close: true})
+		var ce *ClosedError
+		if !errors.As(err, &ce) || ce.Tail != 1 {
+			t.Fatalf("close-only by %+v on a stream closed by p/0/0: %v, want ClosedError at 1", p, err)
+		}
+	}
+	// Without producer headers a close-only stays idempotent.
+	if r := e.append("/s", AppendRequest{Close: true}); r.Outcome != AlreadyClosed || !r.Closed {
+		t.Fatalf("plain close-only = %+v, want AlreadyClosed", r)
 	}
 }
 

@@ -84,9 +84,13 @@ func planAppend(st *streamState, req AppendRequest, now, lastAccess time.Time, l
 		switch {
 		case p != nil && cb != nil && cb.ID == p.ID && cb.Epoch == p.Epoch && cb.Seq == p.Seq:
 			return appendPlan{answer: &Result{Outcome: Duplicate, NextOffset: st.tail, Closed: true, ProducerEpoch: p.Epoch, ProducerSeq: p.Seq}}
-		case len(req.Records) == 0 && req.Close:
+		case len(req.Records) == 0 && req.Close && p == nil:
 			return appendPlan{answer: &Result{Outcome: AlreadyClosed, NextOffset: st.tail, Closed: true}}
 		}
+		// A producer's close-only that is not the retry of the closing
+		// request conflicts like any other producer write: the producer
+		// must learn that its close did not take effect as sent (409, as
+		// the reference server answers).
 		return appendPlan{err: &ClosedError{Tail: st.tail}}
 	}
 	if len(req.Records) > 0 && !protocol.SameContentType(req.ContentType, st.meta.ContentType) {

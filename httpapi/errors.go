@@ -35,7 +35,10 @@ func (e *apiError) with(k, v string) *apiError {
 	return e
 }
 
-// toAPIError maps domain errors to protocol status codes (§5).
+// toAPIError maps domain errors to protocol status codes (§5). Conflict
+// bodies begin with the words the reference server uses ("Stream is closed",
+// "Sequence conflict", "Content-type mismatch", ...), which clients match on
+// although §5.2 tells them not to rely on bodies.
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	var closed *actors.ClosedError
@@ -54,14 +57,14 @@ func toAPIError(err error) *apiError {
 		}
 		return overloaded(limit.Limit, status, limit.Error())
 	case errors.As(err, &closed):
-		return newError(http.StatusConflict, "stream is closed").
+		return newError(http.StatusConflict, "Stream is closed").
 			with(protocol.HeaderStreamClosed, "true").
 			with(protocol.HeaderStreamNextOffset, protocol.FormatOffset(closed.Tail))
 	case errors.As(err, &stale):
 		return newError(http.StatusForbidden, "stale producer epoch").
 			with(protocol.HeaderProducerEpoch, strconv.FormatUint(stale.Current, 10))
 	case errors.As(err, &gap):
-		return newError(http.StatusConflict, "producer sequence gap").
+		return newError(http.StatusConflict, "Producer sequence gap").
 			with(protocol.HeaderProducerExpectedSeq, strconv.FormatUint(gap.Expected, 10)).
 			with(protocol.HeaderProducerReceivedSeq, strconv.FormatUint(gap.Received, 10))
 	case errors.As(err, &tooBig):
@@ -79,11 +82,11 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, actors.ErrForkPoint):
 		return newError(http.StatusBadRequest, err.Error())
 	case errors.Is(err, actors.ErrConfigMismatch):
-		return newError(http.StatusConflict, "stream exists with a different configuration")
+		return newError(http.StatusConflict, "Stream already exists with different configuration")
 	case errors.Is(err, actors.ErrContentTypeMismatch):
-		return newError(http.StatusConflict, "content type does not match the stream")
+		return newError(http.StatusConflict, "Content-type mismatch: the request's content type is not the stream's")
 	case errors.Is(err, actors.ErrSeqRegression):
-		return newError(http.StatusConflict, "Stream-Seq must be greater than the last one")
+		return newError(http.StatusConflict, "Sequence conflict: Stream-Seq must be greater than the last one")
 	case errors.Is(err, actors.ErrEpochSeq):
 		return newError(http.StatusBadRequest, actors.ErrEpochSeq.Error())
 	case errors.Is(err, actors.ErrOffsetBeyondTail):

@@ -66,7 +66,9 @@ func (s *Server) fork(c echo.Context, path string) error {
 	case errors.Is(err, actors.ErrNotFound):
 		return newError(http.StatusNotFound, "source stream not found")
 	case errors.Is(err, actors.ErrGone):
-		return newError(http.StatusConflict, "the source stream, or a stream at this path, was deleted and is still read by its forks")
+		return newError(http.StatusConflict, "source stream, or a stream at this path, was deleted but still has active forks")
+	case errors.Is(err, actors.ErrContentTypeMismatch):
+		return newError(http.StatusConflict, "Content type mismatch with source stream")
 	case err != nil:
 		return err
 	}

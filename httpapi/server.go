@@ -59,6 +59,13 @@ type Config struct {
 	// drains.
 	Draining <-chan struct{}
 	Logger   *slog.Logger
+	// TestEndpoints serves the fault injection API, /_test/inject-error,
+	// at the root and under StreamPrefix (see faults.go). Off in
+	// production: anyone who can reach it can make streamd misbehave.
+	TestEndpoints bool
+	// Faults, if set, are applied to requests even without TestEndpoints,
+	// for an embedder that arms them from Go.
+	Faults *Faults
 }
 
 // Server serves the protocol; it is an http.Handler.
@@ -74,6 +81,7 @@ type Server struct {
 	ahead      *readAhead // nil when disabled
 	bodies     byteBudget
 	rejections Rejections
+	faults     *Faults // nil: fault injection off
 }
 
 // New returns the handler serving the protocol.
@@ -119,6 +127,7 @@ func New(cfg Config) *Server {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.answer)
 	e.GET(ListPath, s.listStreams)
+	s.mountFaults(e)
 	g := e.Group(StreamPrefix)
 	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
 	g.Match(methods, "/*", s.route)
@@ -179,6 +188,11 @@ const (
 func (s *Server) route(c echo.Context) error {
 	if c.Request().Method == http.MethodOptions {
 		return preflight(c)
+	}
+	if s.faults.active() {
+		if done, err := s.applyFault(c); done {
+			return err
+		}
 	}
 	// Decode exactly once, from the escaped form: Echo's wildcard parameter
 	// is already decoded when the request used canonical escaping.

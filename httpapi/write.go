@@ -148,7 +148,7 @@ func (s *Server) create(c echo.Context, path string) error {
 // path keeps it taken (409, not the 410 other methods get).
 func createError(err error) error {
 	if errors.Is(err, actors.ErrGone) {
-		return newError(http.StatusConflict, "a deleted stream at this path is still read by its forks")
+		return newError(http.StatusConflict, "stream was deleted but still has active forks; the path cannot be reused until they are deleted")
 	}
 	return err
 }

@@ -78,6 +78,7 @@ type options struct {
 	sseBufferBytes          int64
 	maxForkDepth            int
 	registry                bool
+	testEndpoints           bool
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -117,6 +118,7 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.DurationVar(&o.producerTTL, "producer-ttl", 7*24*time.Hour, "a producer idle this long may be forgotten to make room for a new one on a stream at --max-producers-per-stream")
 	fs.BoolVar(&o.registry, "registry", false, "record every stream created, closed, deleted or expired in the JSON stream __registry__")
 	fs.IntVar(&o.maxForkDepth, "max-fork-depth", 1000, "streams a fork may inherit data from through its chain of sources (400 beyond)")
+	fs.BoolVar(&o.testEndpoints, "test-endpoints", false, "serve the fault injection API /_test/inject-error for client resilience tests (never in production)")
 	fs.Int64Var(&o.sseBufferBytes, "sse-buffer-bytes", 4<<20, "live data queued for one SSE subscriber; a subscriber further behind resumes from storage")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -234,6 +236,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		MaxHeaderValueBytes:  o.maxHeaderValueBytes,
 		Draining:             draining,
 		Logger:               log,
+		TestEndpoints:        o.testEndpoints,
 	})
 
 	tcp, err := net.Listen("tcp", o.addr)
@@ -289,6 +292,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		dataDir = ""
 	}
 	log.Info("streamd listening", "addr", "http://"+ln.Addr().String()+httpapi.StreamPrefix+"/", "mode", mode, "data_dir", dataDir)
+	if o.testEndpoints {
+		log.Warn("fault injection is on (--test-endpoints): any client can make requests fail at /_test/inject-error")
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -72,7 +72,7 @@ func TestParseOptions(t *testing.T) {
 				"--max-connections", "100", "--max-body-memory", "1000", "--max-header-bytes", "2000",
 				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
-				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry",
+				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry", "--test-endpoints",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -85,7 +85,7 @@ func TestParseOptions(t *testing.T) {
 				o.maxConnections, o.maxBodyMemory, o.maxHeaderBytes, o.maxHeaderValueBytes = 100, 1000, 2000, 64
 				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
-				o.maxForkDepth, o.registry = 9, true
+				o.maxForkDepth, o.registry, o.testEndpoints = 9, true, true
 			},
 		},
 		{
@@ -101,14 +101,14 @@ func TestParseOptions(t *testing.T) {
 				"STREAMD_CURSOR_INTERVAL": "3s", "STREAMD_CURSOR_EPOCH": "2020-02-02T00:00:00Z",
 				"STREAMD_MAX_CHUNK_BYTES": "777", "STREAMD_MAX_APPEND_BYTES": "888",
 				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
-				"STREAMD_ACTOR_SOFT_LIMIT": "7",
+				"STREAMD_ACTOR_SOFT_LIMIT": "7", "STREAMD_TEST_ENDPOINTS": "true",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
 				o.longPollTimeout, o.sseReconnectInterval, o.cursorInterval = 7*time.Second, 11*time.Second, 3*time.Second
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2020-02-02T00:00:00Z", 777, 888
 				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
-				o.actorSoftLimit = 7
+				o.actorSoftLimit, o.testEndpoints = 7, true
 			},
 		},
 		{
