@@ -48,6 +48,10 @@ type Options struct {
 	// OnEvent, if set, is told every stream created, closed, deleted or
 	// expired, once durable (see actors.Config.OnEvent).
 	OnEvent func(actors.Event)
+	// TestEndpoints serves the fault injection API, /_test/inject-error,
+	// for clients whose own suites arm faults over HTTP. Faults armed from
+	// Go (InjectFault) apply either way.
+	TestEndpoints bool
 	// Logger receives streamd's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -60,6 +64,7 @@ type Server struct {
 	store   *persistence.Store
 	streams *actors.Streams
 	api     *httpapi.Server
+	faults  *httpapi.Faults
 	srv     *http.Server
 	served  chan error
 
@@ -86,8 +91,10 @@ func Start(opts Options) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("streamdtest: %w", err)
 	}
+	faults := httpapi.NewFaults()
 	api := httpapi.New(httpapi.Config{
 		Streams: streams, Store: store, Logger: log,
+		Faults: faults, TestEndpoints: opts.TestEndpoints,
 		LongPollTimeout:      opts.LongPollTimeout,
 		SSEReconnectInterval: opts.SSEReconnectInterval,
 		Compression:          opts.Compression,
@@ -102,7 +109,7 @@ func Start(opts Options) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("streamdtest: listen on %s: %w", addr, err)
 	}
-	s := &Server{URL: "http://" + ln.Addr().String(), store: store, streams: streams, api: api, served: make(chan error, 1)}
+	s := &Server{URL: "http://" + ln.Addr().String(), store: store, streams: streams, api: api, faults: faults, served: make(chan error, 1)}
 	s.srv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	// HTTP/1.1 and HTTP/2 with prior knowledge, as streamd serves them.
@@ -142,6 +149,16 @@ func (s *Server) StreamURL(path string) string {
 // Streams returns the server's stream actors, for tests that drive
 // streamd from Go rather than HTTP.
 func (s *Server) Streams() *actors.Streams { return s.streams }
+
+// InjectFault arms f for the next requests to the stream at path (as
+// StreamURL names it): the server misbehaves as f says, without changing
+// stored data. A fault armed at a path replaces the one before.
+func (s *Server) InjectFault(path string, f httpapi.Fault) error {
+	return s.faults.Inject(httpapi.StreamPrefix+"/"+strings.TrimPrefix(path, "/"), f)
+}
+
+// ClearFaults disarms every fault.
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // Clear deletes every stream (the __registry__ stream, which records the
 // deletions, stays) and returns once their paths can be created again.

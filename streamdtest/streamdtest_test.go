@@ -2,6 +2,7 @@ package streamdtest_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/actors"
+	"github.com/streamd/streamd/httpapi"
 	"github.com/streamd/streamd/streamdtest"
 )
 
@@ -108,5 +110,52 @@ func TestLongPollTimeout(t *testing.T) {
 	send(t, http.MethodPut, srv.StreamURL("s"), "", "Content-Type", "text/plain")
 	if code, _ := send(t, http.MethodGet, srv.StreamURL("s")+"?offset=now&live=long-poll", ""); code != http.StatusNoContent {
 		t.Errorf("long-poll: %d; want 204 after the short timeout", code)
+	}
+}
+
+// TestInjectFault: a fault armed from Go fires for its count, never
+// changes what is stored, and the HTTP API is there only when asked for.
+func TestInjectFault(t *testing.T) {
+	srv := streamdtest.New(t, streamdtest.Options{})
+	url := srv.StreamURL("s")
+	send(t, http.MethodPut, url, "", "Content-Type", "text/plain")
+	retry := 2
+	if err := srv.InjectFault("s", httpapi.Fault{Status: http.StatusServiceUnavailable, RetryAfter: &retry, Count: 2, Method: http.MethodPost}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		code, _ := send(t, http.MethodPost, url, "x", "Content-Type", "text/plain")
+		want := http.StatusServiceUnavailable
+		if i == 2 {
+			want = http.StatusNoContent
+		}
+		if code != want {
+			t.Errorf("append %d: %d; want %d", i, code, want)
+		}
+	}
+	if code, body := send(t, http.MethodGet, url, ""); code != http.StatusOK || body != "x" {
+		t.Errorf("read: %d %q; want only the append that was not refused", code, body)
+	}
+	if err := srv.InjectFault("s", httpapi.Fault{Status: 42}); !errors.Is(err, httpapi.ErrInvalidFault) {
+		t.Errorf("bad fault: %v; want ErrInvalidFault", err)
+	}
+	if err := srv.InjectFault("s", httpapi.Fault{Status: http.StatusInternalServerError}); err != nil {
+		t.Fatal(err)
+	}
+	srv.ClearFaults()
+	if code, _ := send(t, http.MethodGet, url, ""); code != http.StatusOK {
+		t.Errorf("after ClearFaults: %d", code)
+	}
+	if code, _ := send(t, http.MethodPost, srv.URL+"/_test/inject-error", `{"path":"/v1/stream/s","status":500}`); code != http.StatusNotFound {
+		t.Errorf("fault API without TestEndpoints: %d; want 404", code)
+	}
+	withAPI := streamdtest.New(t, streamdtest.Options{TestEndpoints: true})
+	send(t, http.MethodPut, withAPI.StreamURL("a/b"), "", "Content-Type", "text/plain")
+	// Client suites post relative to their base URL, the stream prefix.
+	if code, _ := send(t, http.MethodPost, withAPI.URL+"/v1/stream/_test/inject-error", `{"path":"/a/b","status":502}`, "Content-Type", "application/json"); code != http.StatusOK {
+		t.Fatalf("arming over HTTP: %d", code)
+	}
+	if code, _ := send(t, http.MethodGet, withAPI.StreamURL("a/b"), ""); code != http.StatusBadGateway {
+		t.Errorf("read with a fault armed over HTTP: %d; want 502", code)
 	}
 }
