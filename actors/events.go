@@ -56,7 +56,7 @@ func (e *Event) outboxKind() byte {
 // registryMessage is an event as the registry stream records it: a change
 // message of the Durable Streams State Protocol, like the reference
 // server's registry hooks write (type "stream", keyed by path), with the
-// event's time in the headers.
+// event's type and time in the headers.
 func (e *Event) registryMessage() []byte {
 	type value struct {
 		Path        string `json:"path"`
@@ -70,7 +70,7 @@ func (e *Event) registryMessage() []byte {
 		Key     string            `json:"key"`
 		Value   *value            `json:"value,omitempty"`
 		Headers map[string]string `json:"headers"`
-	}{Type: "stream", Key: e.Path, Headers: map[string]string{"timestamp": e.Time.UTC().Format(time.RFC3339Nano)}}
+	}{Type: "stream", Key: e.Path, Headers: map[string]string{"event": string(e.Type), "timestamp": e.Time.UTC().Format(time.RFC3339Nano)}}
 	v := &value{Path: e.Path, ContentType: e.ContentType, CreatedAt: e.CreatedAt.UnixMilli(), ForkedFrom: e.ForkedFrom}
 	switch e.Type {
 	case EventCreated:

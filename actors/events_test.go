@@ -55,6 +55,7 @@ func summarize(msgs []map[string]any) string {
 		if r, ok := h["reason"]; ok {
 			op += "/" + r.(string)
 		}
+		op += "(" + h["event"].(string) + ")"
 		s = append(s, op+" "+m["key"].(string))
 	}
 	return fmt.Sprint(s)
@@ -82,7 +83,7 @@ func TestLifecycleEvents(t *testing.T) {
 	clock.Advance(2 * time.Second)
 	want := "[created /a closed /a created /f deleted /a created /ttl expired /ttl]"
 	eventually(t, opTimeout, "the hook to see "+want, func() bool { return log.summary() == want })
-	wantReg := "[insert /a update /a insert /f delete /a insert /ttl delete/expired /ttl]"
+	wantReg := "[insert(created) /a update(closed) /a insert(created) /f delete(deleted) /a insert(created) /ttl delete/expired(expired) /ttl]"
 	eventually(t, opTimeout, "the registry to record them", func() bool {
 		return summarize(registryMessages(t, e)) == wantReg
 	})
@@ -95,7 +96,7 @@ func TestLifecycleEvents(t *testing.T) {
 	e.createText("/b")
 	c := e.crash()
 	eventually(t, opTimeout, "the registry to keep its record across a restart and a power loss", func() bool {
-		return summarize(registryMessages(t, c)) == "[insert /a update /a insert /f delete /a insert /ttl delete/expired /ttl insert /b]"
+		return summarize(registryMessages(t, c)) == "[insert(created) /a update(closed) /a insert(created) /f delete(deleted) /a insert(created) /ttl delete/expired(expired) /ttl insert(created) /b]"
 	})
 	if _, err := c.s.Append(opCtx(t), RegistryPath, AppendRequest{ContentType: ctJSON, Records: recs(`1`)}); err != nil {
 		t.Logf("a write to the registry through the API is the HTTP layer's to refuse: %v", err)
