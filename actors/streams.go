@@ -106,8 +106,8 @@ type Streams struct {
 	resting, storeLoads, restingLoads atomic.Int64
 	// counters are totals for metrics (counters.go).
 	counters counters
-	nextID                            atomic.Uint64
-	closed                            atomic.Bool
+	nextID   atomic.Uint64
+	closed   atomic.Bool
 	// commits counts batch commits in flight, so Shutdown can wait for them
 	// before the caller closes the store underneath them.
 	commits sync.WaitGroup
