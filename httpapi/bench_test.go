@@ -12,26 +12,33 @@ import (
 
 	"github.com/streamd/streamd/actors"
 	"github.com/streamd/streamd/httpapi"
+	"github.com/streamd/streamd/metrics"
 	"github.com/streamd/streamd/persistence"
 )
 
 // benchServer is the handler stack without a network, so a benchmark
 // measures the request path itself: routing, middleware, validation,
-// actors and storage (in memory). configure adjusts the Config (metrics,
-// access logging).
-func benchServer(b *testing.B, configure func(*httpapi.Config)) http.Handler {
+// actors and storage (in memory). With withMetrics, requests and commits
+// are observed as cmd/streamd observes them.
+func benchServer(b *testing.B, withMetrics bool) http.Handler {
 	b.Helper()
 	store, err := persistence.Open(persistence.Options{FS: vfs.NewMem()})
 	if err != nil {
 		b.Fatalf("open store: %v", err)
 	}
-	streams, err := actors.Start(actors.Config{Store: store})
+	acfg := actors.Config{Store: store}
+	var m *metrics.Metrics
+	if withMetrics {
+		m = metrics.New()
+		acfg.ObserveCommitLatency = m.ObserveCommitLatency
+	}
+	streams, err := actors.Start(acfg)
 	if err != nil {
 		b.Fatalf("start actors: %v", err)
 	}
 	cfg := httpapi.Config{Store: store, Streams: streams, Compression: true}
-	if configure != nil {
-		configure(&cfg)
+	if m != nil {
+		cfg.Observer = m
 	}
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -39,7 +46,13 @@ func benchServer(b *testing.B, configure func(*httpapi.Config)) http.Handler {
 		_ = streams.Shutdown(ctx)
 		_ = store.Close()
 	})
-	return httpapi.New(cfg).Handler()
+	api := httpapi.New(cfg)
+	if m != nil {
+		if err := m.Attach(metrics.Sources{Store: store, Streams: streams, API: api}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return api.Handler()
 }
 
 func serveBench(b *testing.B, h http.Handler, method, target string, body []byte, want int, hdr ...string) {
@@ -59,11 +72,10 @@ func serveBench(b *testing.B, h http.Handler, method, target string, body []byte
 	}
 }
 
-// benchHTTP runs the request-path benchmarks against the stack configure
-// builds.
-func benchHTTP(b *testing.B, configure func(*httpapi.Config)) {
+// benchHTTP runs the request-path benchmarks.
+func benchHTTP(b *testing.B, withMetrics bool) {
 	b.Run("Append", func(b *testing.B) {
-		h := benchServer(b, configure)
+		h := benchServer(b, withMetrics)
 		serveBench(b, h, http.MethodPut, sp("a"), nil, http.StatusCreated, "Content-Type", "text/plain")
 		body := bytes.Repeat([]byte("x"), 64)
 		b.ReportAllocs()
@@ -72,7 +84,7 @@ func benchHTTP(b *testing.B, configure func(*httpapi.Config)) {
 		}
 	})
 	b.Run("AppendParallel", func(b *testing.B) {
-		h := benchServer(b, configure)
+		h := benchServer(b, withMetrics)
 		serveBench(b, h, http.MethodPut, sp("a"), nil, http.StatusCreated, "Content-Type", "text/plain")
 		body := bytes.Repeat([]byte("x"), 64)
 		b.ReportAllocs()
@@ -84,7 +96,7 @@ func benchHTTP(b *testing.B, configure func(*httpapi.Config)) {
 		})
 	})
 	b.Run("Read", func(b *testing.B) {
-		h := benchServer(b, configure)
+		h := benchServer(b, withMetrics)
 		serveBench(b, h, http.MethodPut, sp("r"), bytes.Repeat([]byte("y"), 4096), http.StatusCreated, "Content-Type", "text/plain")
 		b.ReportAllocs()
 		for b.Loop() {
@@ -93,5 +105,8 @@ func benchHTTP(b *testing.B, configure func(*httpapi.Config)) {
 	})
 }
 
-// BenchmarkHTTP measures the request path as configured by default.
-func BenchmarkHTTP(b *testing.B) { benchHTTP(b, nil) }
+// BenchmarkHTTP measures the request path without metrics.
+func BenchmarkHTTP(b *testing.B) { benchHTTP(b, false) }
+
+// BenchmarkHTTPMetrics measures it with metrics, as streamd serves.
+func BenchmarkHTTPMetrics(b *testing.B) { benchHTTP(b, true) }
