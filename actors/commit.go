@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/streamd/streamd/persistence"
 )
@@ -36,6 +37,9 @@ type writeOp struct {
 	event      *Event
 	eventID    uint64
 	outboxDone [][]byte
+	// arrived is when an append was sent to the actor (zero unless commit
+	// latency is observed).
+	arrived time.Time
 }
 
 // incarnation is what removing one incarnation of a path must undo.
@@ -69,6 +73,8 @@ type commitDone struct {
 	err  error
 	// finished is closed when the commit returned, before the message is sent.
 	finished chan struct{}
+	// synced is when the commit returned.
+	synced time.Time
 }
 
 // commitEnv is what a commit pipeline needs from its stream actor.
@@ -178,6 +184,7 @@ func (p *commitPipeline) flush() (failed *commitDone) {
 	go func() {
 		defer p.env.inflight.Done()
 		d.err = commit(b)
+		d.synced = time.Now()
 		b.Close()
 		close(d.finished)
 		p.env.done(d)

@@ -170,6 +170,7 @@ func (s *Streams) OpenLive(ctx context.Context, path string) (*LiveSlot, error) 
 		s.liveReaders.Add(-1)
 		return nil, &LimitError{Limit: LimitLiveReadersOfStream, Max: s.cfg.MaxLiveReadersPerStream}
 	}
+	s.counters.sseReaders.Add(1)
 	return &LiveSlot{h: h, s: s}, nil
 }
 
@@ -179,6 +180,7 @@ func (l *LiveSlot) Close() {
 		return
 	}
 	l.closed = true
+	l.s.counters.sseReaders.Add(-1)
 	l.h.sse.Add(-1)
 	l.s.liveReaders.Add(-1)
 }
@@ -274,6 +276,7 @@ func (a *streamActor) notifySubscribers(d *Delta) {
 	size := d.size()
 	for id, sub := range a.subs {
 		if q := sub.queued.Load(); q > 0 && q+size > a.s.cfg.SubscriberBufferBytes {
+			a.s.counters.subscribersBehind.Add(1)
 			a.dropSubscriber(id)
 			continue
 		}
@@ -284,6 +287,7 @@ func (a *streamActor) notifySubscribers(d *Delta) {
 				a.dropSubscriber(id)
 			}
 		default:
+			a.s.counters.subscribersBehind.Add(1)
 			a.dropSubscriber(id)
 		}
 	}

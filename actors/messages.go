@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/streamd/streamd/persistence"
+import (
+	"time"
+
+	"github.com/streamd/streamd/persistence"
+)
 
 // retrier is implemented by every request that carries a reply channel, so
 // a request that reaches a retired actor, or becomes a dead letter, is
@@ -18,6 +22,7 @@ type createMsg struct {
 type appendMsg struct {
 	req   AppendRequest
 	reply chan Result
+	sent  time.Time // set only when commit latency is observed
 }
 
 type deleteMsg struct {

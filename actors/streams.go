@@ -54,6 +54,10 @@ type Config struct {
 	// goroutine of its own; events past a queue of 4,096 are dropped
 	// (DroppedEvents).
 	OnEvent func(Event)
+	// ObserveCommitLatency, if set, is told for each append how long it
+	// took from its request reaching the stream's actor to its batch's
+	// sync returning; called from actor goroutines, so it must be cheap.
+	ObserveCommitLatency func(time.Duration)
 	// Registry records every lifecycle event in the JSON stream at
 	// RegistryPath, in the batch of the change it records (events wait in
 	// an outbox there until the registry stream takes them in).
@@ -100,8 +104,10 @@ type Streams struct {
 	// resting mirrors the supervisor's resting entry count; storeLoads and
 	// restingLoads count activations by where the state came from.
 	resting, storeLoads, restingLoads atomic.Int64
-	nextID                            atomic.Uint64
-	closed                            atomic.Bool
+	// counters are totals for metrics (counters.go).
+	counters counters
+	nextID   atomic.Uint64
+	closed   atomic.Bool
 	// commits counts batch commits in flight, so Shutdown can wait for them
 	// before the caller closes the store underneath them.
 	commits sync.WaitGroup
@@ -377,7 +383,11 @@ func (s *Streams) Create(ctx context.Context, path string, req CreateRequest) (R
 
 // Append appends to and/or closes the stream at path (§5.2, §5.3).
 func (s *Streams) Append(ctx context.Context, path string, req AppendRequest) (Result, error) {
-	r, err := call(ctx, s, path, func(ch chan Result) any { return &appendMsg{req: req, reply: ch} }, resultIsRetry)
+	var sent time.Time
+	if s.cfg.ObserveCommitLatency != nil {
+		sent = time.Now()
+	}
+	r, err := call(ctx, s, path, func(ch chan Result) any { return &appendMsg{req: req, reply: ch, sent: sent} }, resultIsRetry)
 	if err != nil {
 		return r, err
 	}

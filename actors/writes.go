@@ -167,7 +167,7 @@ func (a *streamActor) onAppend(m *appendMsg) {
 	}
 	start, res := a.st.applyAppend(plan, now)
 	a.h.Touch(now)
-	op := &writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records}
+	op := &writeOp{kind: opAppend, reply: m.reply, res: res, id: a.st.meta.ID, start: start, records: plan.records, arrived: m.sent}
 	if plan.close {
 		op.event, op.eventID = a.newEvent(EventClosed, &a.st.meta, now), a.st.meta.ID
 	}
@@ -293,6 +293,7 @@ func (a *streamActor) onCommitDone(d *commitDone) {
 	}
 	prev := a.snap
 	a.publish(d.snap)
+	a.s.countCommit(d)
 	recorded, drained := false, false
 	defer func() {
 		if drained {

@@ -112,7 +112,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	ae := toAPIError(err)
 	if ae == nil {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		// Logged, with err, by finish as every 5xx is.
 		ae = newError(http.StatusInternalServerError, "internal error")
 	}
 	if ae.limit != "" {

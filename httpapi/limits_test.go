@@ -286,7 +286,15 @@ func TestSlowReaderIsDropped(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET %s?offset=-1 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", sp("big"), host)
-	time.Sleep(2 * time.Second) // never read: the server's write blocks, then times out
+	// Wait for the answer to begin (loading 32 MiB can take a while on a
+	// loaded machine), then stop reading: the server's write blocks, then
+	// times out.
+	first := make([]byte, 1)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(conn, first); err != nil {
+		t.Fatalf("waiting for the answer to begin: %v", err)
+	}
+	time.Sleep(2 * time.Second)
 	// The server closes the connection either way (Connection: close);
 	// the deadline only keeps a broken server from hanging the test.
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -37,6 +37,8 @@ type readAhead struct {
 	held    atomic.Int64
 
 	started, hits, expired, skipped atomic.Uint64
+	// misses counts takes that found no usable chunk (metrics).
+	misses atomic.Uint64
 }
 
 const readAheadTTL = 2 * time.Second
@@ -69,6 +71,7 @@ func (r *readAhead) take(snap *actors.Snapshot, pos uint64) (ch chunk, ok bool) 
 	}
 	v, found := r.entries.LoadAndDelete(readAheadKey{snap.ID, pos})
 	if !found {
+		r.misses.Add(1)
 		return chunk{}, false
 	}
 	e := v.(*readAheadEntry)
@@ -80,6 +83,7 @@ func (r *readAhead) take(snap *actors.Snapshot, pos uint64) (ch chunk, ok bool) 
 		// with a newer one) is durable, but the caller reads only what its
 		// snapshot covers.
 		r.s.release(e.ch)
+		r.misses.Add(1)
 		return chunk{}, false
 	}
 	r.hits.Add(1)

@@ -66,6 +66,11 @@ type Config struct {
 	// Faults, if set, are applied to requests even without TestEndpoints,
 	// for an embedder that arms them from Go.
 	Faults *Faults
+	// Observer, if set, is told about every finished request (metrics).
+	Observer RequestObserver
+	// AccessLog logs one info line per request; a 5xx is always logged,
+	// at error level.
+	AccessLog bool
 }
 
 // Server serves the protocol; it is an http.Handler.
@@ -151,7 +156,7 @@ func (s *Server) Rejections() map[string]int64 { return s.rejections.Snapshot() 
 // §12.7 and CORS headers (on errors too), gives the response's writes their
 // deadlines, and makes an answer certain: an error is written by
 // errorHandler here, and a handler that returned without writing anything
-// (a bug) gets a 500, so net/http's implicit 200 can never acknowledge a
+// (a bug) gets a 500 (finish logs every 5xx and reports the request), so net/http's implicit 200 can never acknowledge a
 // write that did not happen. One middleware rather than several keeps
 // parked long-polls' stacks small (see Handler).
 func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
@@ -163,13 +168,19 @@ func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
 		h[headerAllowOrigin] = s.fixed.anyOrigin
 		h[headerExposeHeaders] = s.fixed.exposed
 		w.Writer = newDeadlineWriter(w.Writer, c.Request(), s.cfg.WriteTimeout)
-		if err := next(c); err != nil {
+		var start time.Time
+		if s.timed() {
+			start = time.Now()
+		}
+		err := next(c)
+		if err != nil {
 			s.errorHandler(err, c)
 		}
 		if !w.Committed {
-			s.log.Error("handler wrote no response", "method", c.Request().Method, "path", c.Request().URL.Path)
+			err = errNoResponse
 			s.writeError(c, newError(http.StatusInternalServerError, "internal error"))
 		}
+		s.finish(c, start, err)
 		return nil
 	}
 }

@@ -61,6 +61,8 @@ type Store struct {
 	closed bool
 
 	syncs *syncCounters
+	// writeCheck caches CheckWritable's probe (engine.go).
+	writeCheck writeCheck
 
 	idMu       sync.Mutex
 	nextID     uint64 // next id to hand out

@@ -22,6 +22,7 @@ import (
 	"github.com/streamd/streamd/actors"
 	"github.com/streamd/streamd/cursor"
 	"github.com/streamd/streamd/httpapi"
+	"github.com/streamd/streamd/metrics"
 	"github.com/streamd/streamd/persistence"
 )
 
@@ -61,6 +62,10 @@ type options struct {
 	http2MaxStreams      int
 	logLevel             string
 	debugAddr            string
+	// Operations: see admin.go.
+	logFormat string
+	accessLog bool
+	adminAddr string
 
 	// Bounds; see docs/OPERATIONS.md.
 	shutdownTimeout         time.Duration
@@ -104,6 +109,9 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.http2MaxStreams, "http2-max-streams", 1000, "concurrent requests one HTTP/2 connection may have open (parked long-polls and SSE responses count)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.accessLog, "access-log", false, "log one info line per request (method, path, status, bytes, duration, remote)")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "if set, serve /healthz, /readyz and /metrics on this address instead of --addr (e.g. 127.0.0.1:9437)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long writes in progress may take to finish before they are answered 503")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "cut off a client that does not take each response write (or each 1 MiB of a larger one) within this long")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 60*time.Second, "longest time to receive a request's headers and body (408 beyond)")
@@ -153,6 +161,8 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		return nil, errors.New("--http2-max-streams must be positive")
 	case o.shutdownTimeout <= 0, o.writeTimeout <= 0, o.readTimeout <= 0, o.producerTTL <= 0:
 		return nil, errors.New("durations must be positive")
+	case o.logFormat != "text" && o.logFormat != "json":
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", o.logFormat)
 	case o.maxConnections < 0:
 		return nil, errors.New("--max-connections must not be negative")
 	case o.maxBodyMemory <= 0, o.maxHeaderBytes <= 0, o.maxHeaderValueBytes <= 0, o.maxLiveReaders <= 0,
@@ -184,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	log := newLogger(logOut, o.logFormat, level)
 	epoch, err := time.Parse(time.RFC3339, o.cursorEpoch)
 	if err != nil {
 		return fmt.Errorf("--cursor-epoch: %w", err)
@@ -213,11 +223,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if resting == 0 {
 		resting = -1 // disabled; 0 means the default to actors.Config
 	}
+	mets := metrics.New()
 	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit,
 		RestingStateBytes: resting, Logger: log,
 		MaxLiveReaders: o.maxLiveReaders, MaxLiveReadersPerStream: o.maxLiveReadersPerStream,
 		MaxPendingAppends: o.maxPendingAppends, MaxProducers: o.maxProducers, ProducerTTL: o.producerTTL,
-		SubscriberBufferBytes: o.sseBufferBytes, MaxForkDepth: o.maxForkDepth, Registry: o.registry})
+		SubscriberBufferBytes: o.sseBufferBytes, MaxForkDepth: o.maxForkDepth, Registry: o.registry,
+		ObserveCommitLatency: mets.ObserveCommitLatency})
 	if err != nil {
 		return err
 	}
@@ -237,6 +249,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		Draining:             draining,
 		Logger:               log,
 		TestEndpoints:        o.testEndpoints,
+		Observer:             mets,
+		AccessLog:            o.accessLog,
 	})
 
 	tcp, err := net.Listen("tcp", o.addr)
@@ -244,6 +258,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	ln := newConnLimiter(tcp, o.maxConnections)
+	if err := mets.Attach(metrics.Sources{Store: store, Streams: streams, API: api, Logger: log,
+		ConnectionsRejected: ln.rejected.Load}); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	ops := opsRoutes(mets, store, draining)
+	if o.adminAddr == "" {
+		for path, h := range ops {
+			api.Mount(path, h)
+		}
+	} else {
+		adm, err := startAdminServer(o.adminAddr, ops)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		// Closed last, so readiness reads 503 for the whole stop.
+		defer adm.Close()
+		log.Info("admin listening", "addr", "http://"+adm.Addr+"/")
+	}
 	// Request contexts derive from baseCtx; cancelling it is the last step
 	// of a shutdown that ran out of time (see stopServing).
 	baseCtx, cancelBase := context.WithCancel(context.Background())

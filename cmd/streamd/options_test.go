@@ -33,6 +33,7 @@ func defaults() options {
 		h2c:                  true,
 		http2MaxStreams:      1000,
 		logLevel:             "info",
+		logFormat:            "text",
 
 		shutdownTimeout:         10 * time.Second,
 		writeTimeout:            30 * time.Second,
@@ -73,6 +74,7 @@ func TestParseOptions(t *testing.T) {
 				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
 				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry", "--test-endpoints",
+				"--log-format", "json", "--access-log", "--admin-addr", "127.0.0.1:9437",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -86,6 +88,7 @@ func TestParseOptions(t *testing.T) {
 				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
 				o.maxForkDepth, o.registry, o.testEndpoints = 9, true, true
+				o.logFormat, o.accessLog, o.adminAddr = "json", true, "127.0.0.1:9437"
 			},
 		},
 		{
@@ -102,6 +105,7 @@ func TestParseOptions(t *testing.T) {
 				"STREAMD_MAX_CHUNK_BYTES": "777", "STREAMD_MAX_APPEND_BYTES": "888",
 				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
 				"STREAMD_ACTOR_SOFT_LIMIT": "7", "STREAMD_TEST_ENDPOINTS": "true",
+				"STREAMD_LOG_FORMAT": "json", "STREAMD_ACCESS_LOG": "true", "STREAMD_ADMIN_ADDR": ":9437",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
@@ -109,6 +113,7 @@ func TestParseOptions(t *testing.T) {
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2020-02-02T00:00:00Z", 777, 888
 				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
 				o.actorSoftLimit, o.testEndpoints = 7, true
+				o.logFormat, o.accessLog, o.adminAddr = "json", true, ":9437"
 			},
 		},
 		{
@@ -183,6 +188,11 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero producer ttl", args: []string{"--producer-ttl", "0s"}},
 		{name: "zero sse buffer", args: []string{"--sse-buffer-bytes", "0"}},
 		{name: "zero fork depth", args: []string{"--max-fork-depth", "0"}},
+		{name: "unknown log format", args: []string{"--log-format", "logfmt"}},
+		{name: "log format in capitals", args: []string{"--log-format", "JSON"}},
+		{name: "empty log format", args: []string{"--log-format="}},
+		{name: "env unknown log format", env: map[string]string{"STREAMD_LOG_FORMAT": "xml"}},
+		{name: "bad access-log bool", args: []string{"--access-log=sometimes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -197,10 +207,11 @@ func TestParseOptionsInvalid(t *testing.T) {
 // anything is opened or served.
 func TestRunRejectsBadSettings(t *testing.T) {
 	cases := map[string][]string{
-		"log level":    {"--log-level", "loud"},
-		"cursor epoch": {"--cursor-epoch", "yesterday"},
-		"bad flag":     {"--long-poll-timeout", "-1s"},
-		"bad address":  {"--addr", "127.0.0.1:99999", "--memory"},
+		"log level":         {"--log-level", "loud"},
+		"cursor epoch":      {"--cursor-epoch", "yesterday"},
+		"bad flag":          {"--long-poll-timeout", "-1s"},
+		"bad address":       {"--addr", "127.0.0.1:99999", "--memory"},
+		"bad admin address": {"--admin-addr", "127.0.0.1:99999", "--memory"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -216,7 +227,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 			if len(ready) > 0 {
 				t.Errorf("run reported ready at %s despite failing", <-ready)
 			}
-			if name != "bad address" {
+			if name != "bad address" && name != "bad admin address" {
 				if _, err := os.Stat(dir); !os.IsNotExist(err) {
 					t.Errorf("data dir created before settings were validated: %v", err)
 				}

@@ -409,7 +409,13 @@ func overloadStuckReader(t *testing.T, p *process, size int) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET /v1/stream/big?offset=-1 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-	time.Sleep(2500 * time.Millisecond) // write timeout 1s: cut off by now
+	// Wait for the answer to begin, then stop reading: write timeout 1s,
+	// so cut off after the pause.
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("waiting for the answer to begin: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, _ := io.Copy(io.Discard, c)
 	if n >= int64(size) {
