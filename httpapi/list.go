@@ -1,11 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/streamd/streamd/protocol"
 )
@@ -42,28 +43,56 @@ type ListPage struct {
 	Next    string         `json:"next,omitempty"`
 }
 
-// listStreams answers ListPath from storage. Expired streams the reaper has
-// not collected yet are left out, as reads would answer 404 for them.
-func (s *Server) listStreams(c echo.Context) error {
-	q := c.QueryParams()
+// ListHandler serves the listing of ListPath from storage: mount it on
+// the main address (Mount) or an operators' one. Expired streams the
+// reaper has not collected yet are left out, as reads would answer 404
+// for them.
+func (s *Server) ListHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(headerCacheControl, "no-store")
+		page, err := s.listPage(r.URL.Query())
+		if err != nil {
+			status, msg := http.StatusInternalServerError, "internal error"
+			var ae *apiError
+			if errors.As(err, &ae) {
+				status, msg = ae.status, ae.msg
+			} else {
+				s.log.Error("list streams", "error", err)
+			}
+			http.Error(w, msg, status)
+			return
+		}
+		body, err := json.Marshal(page)
+		if err != nil {
+			s.log.Error("list streams", "error", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	})
+}
+
+func (s *Server) listPage(q url.Values) (*ListPage, error) {
 	limit := defaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListLimit {
-			return newError(http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+			return nil, newError(http.StatusBadRequest, "limit must be an integer from 1 to 1000")
 		}
 		limit = n
 	}
 	prefix, after := q.Get("prefix"), q.Get("after")
 	if len(prefix) > maxPathBytes || len(after) > maxPathBytes {
-		return newError(http.StatusBadRequest, "prefix and after must be at most 1024 bytes")
+		return nil, newError(http.StatusBadRequest, "prefix and after must be at most 1024 bytes")
 	}
 	listed, more, err := s.store.List(prefix, after, limit)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.streams.Now()
-	page := ListPage{Streams: make([]ListedStream, 0, len(listed))}
+	page := &ListPage{Streams: make([]ListedStream, 0, len(listed))}
 	for _, l := range listed {
 		if deadline, ok := l.Meta.Deadline(); ok && !now.Before(deadline) {
 			continue
@@ -87,6 +116,5 @@ func (s *Server) listStreams(c echo.Context) error {
 	if more && len(listed) > 0 {
 		page.Next = listed[len(listed)-1].Path
 	}
-	c.Response().Header().Set(headerCacheControl, "no-store")
-	return c.JSON(http.StatusOK, page)
+	return page, nil
 }

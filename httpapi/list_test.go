@@ -12,6 +12,7 @@ import (
 func TestListStreams(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, withClock(clock.Now))
+	e.api.Mount(httpapi.ListPath, e.api.ListHandler())
 	text := []string{"Content-Type", "text/plain"}
 	for _, p := range []string{"chat/1", "chat/2", "chat/3", "other"} {
 		e.expect(t, http.StatusCreated, http.MethodPut, sp(p), nil, text...)

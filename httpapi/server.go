@@ -131,7 +131,6 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.answer)
-	e.GET(ListPath, s.listStreams)
 	s.mountFaults(e)
 	g := e.Group(StreamPrefix)
 	methods := []string{http.MethodPut, http.MethodPost, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}

@@ -99,6 +99,7 @@ func Start(opts Options) (*Server, error) {
 		SSEReconnectInterval: opts.SSEReconnectInterval,
 		Compression:          opts.Compression,
 	})
+	api.Mount(httpapi.ListPath, api.ListHandler())
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/streamd/streamd/httpapi"
 	"github.com/streamd/streamd/metrics"
 	"github.com/streamd/streamd/persistence"
 )
@@ -21,12 +22,14 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// opsRoutes are the operational endpoints: liveness, readiness, metrics.
-func opsRoutes(m *metrics.Metrics, store *persistence.Store, draining <-chan struct{}) map[string]http.Handler {
+// opsRoutes are the operational endpoints: liveness, readiness, metrics
+// and the listing of streams.
+func opsRoutes(m *metrics.Metrics, store *persistence.Store, api *httpapi.Server, draining <-chan struct{}) map[string]http.Handler {
 	return map[string]http.Handler{
-		"/healthz": http.HandlerFunc(healthz),
-		"/readyz":  readyz(store, draining),
-		"/metrics": m.Handler(),
+		"/healthz":       http.HandlerFunc(healthz),
+		"/readyz":        readyz(store, draining),
+		"/metrics":       m.Handler(),
+		httpapi.ListPath: api.ListHandler(),
 	}
 }
 

@@ -263,7 +263,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		_ = ln.Close()
 		return err
 	}
-	ops := opsRoutes(mets, store, draining)
+	ops := opsRoutes(mets, store, api, draining)
 	if o.adminAddr == "" {
 		for path, h := range ops {
 			api.Mount(path, h)
