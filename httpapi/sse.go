@@ -19,7 +19,11 @@ type sseWriter struct {
 	s            *Server
 	textual      bool
 	clientCursor string
-	buf          []byte
+	// cursor is the last cursor sent; "" before the first control event.
+	// Later events continue from it so the cursors a client sees never
+	// decrease (§10.1).
+	cursor string
+	buf    []byte
 }
 
 // control appends a control event (§5.8).
@@ -30,8 +34,13 @@ func (sw *sseWriter) control(next uint64, upToDate, closed bool) {
 	if closed {
 		b = append(b, ",\"streamClosed\":true,\"upToDate\":true"...)
 	} else {
+		if sw.cursor == "" {
+			sw.cursor = sw.s.cfg.Cursor.Next(sw.clientCursor)
+		} else {
+			sw.cursor = sw.s.cfg.Cursor.Continue(sw.cursor)
+		}
 		b = append(b, ",\"streamCursor\":\""...)
-		b = append(b, sw.s.cfg.Cursor.Next(sw.clientCursor)...)
+		b = append(b, sw.cursor...)
 		b = append(b, '"')
 		if upToDate {
 			b = append(b, ",\"upToDate\":true"...)
