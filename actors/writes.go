@@ -78,7 +78,7 @@ func (a *streamActor) onCreate(m *createMsg) {
 	case plan.existed:
 		m.pin.release(false, 0)
 		a.h.Touch(now)
-		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Closed: a.st.meta.Closed, Snapshot: a.snap})
+		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Offsets: a.st.meta.OffsetSegments(), Closed: a.st.meta.Closed, Snapshot: a.snap})
 		return
 	}
 	id, err := a.s.store.AllocateID()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ func TestCacheControl(t *testing.T) {
 		create []string // headers of the PUT creating the stream with "hello"
 		close  bool     // close the stream after creating it
 		method string
-		query  string // "TAIL" is replaced by the stream's tail offset
+		query  string // "TAIL" and "BEYOND" are replaced by the tail and a later offset
 		opts   []option
 		status int
 		want   string
@@ -104,7 +105,7 @@ func TestCacheControl(t *testing.T) {
 		{"long-poll 204 on a closed stream", nil, true, http.MethodGet, "?offset=TAIL&live=long-poll", nil, http.StatusNoContent, noStore},
 		{"long-poll offset=now, closed", nil, true, http.MethodGet, "?offset=now&live=long-poll", nil, http.StatusNoContent, noStore},
 		{"400", nil, false, http.MethodGet, "?offset=bogus", nil, http.StatusBadRequest, noStore},
-		{"offset beyond the tail", nil, false, http.MethodGet, "?offset=" + off(99), nil, http.StatusBadRequest, noStore},
+		{"offset beyond the tail", nil, false, http.MethodGet, "?offset=BEYOND", nil, http.StatusBadRequest, noStore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,9 +116,8 @@ func TestCacheControl(t *testing.T) {
 				tail = e.expect(t, http.StatusNoContent, http.MethodPost, sp("s"), nil, "Stream-Closed", "true").get("Stream-Next-Offset")
 			}
 			q := tt.query
-			if q == "?offset=TAIL" || q == "?offset=TAIL&live=long-poll" {
-				q = "?offset=" + tail + q[len("?offset=TAIL"):]
-			}
+			q = strings.Replace(q, "TAIL", tail, 1)
+			q = strings.Replace(q, "BEYOND", e.tok(t, sp("s"), 99), 1)
 			r := e.expect(t, tt.status, tt.method, sp("s")+q, nil)
 			wantHeader(t, r, "Cache-Control", tt.want)
 		})

@@ -15,10 +15,11 @@ const cacheNever = "no-store"
 
 // readQuery is a parsed GET query.
 type readQuery struct {
-	kind   protocol.OffsetKind
-	pos    uint64
-	live   string // "", "long-poll" or "sse"
-	cursor string
+	kind    protocol.OffsetKind
+	segment uint64 // of an OffsetAt token: checked against the stream's
+	pos     uint64
+	live    string // "", "long-poll" or "sse"
+	cursor  string
 }
 
 func parseReadQuery(c echo.Context) (readQuery, error) {
@@ -32,7 +33,7 @@ func parseReadQuery(c echo.Context) (readQuery, error) {
 		return q, newError(http.StatusBadRequest, "empty offset")
 	case present:
 		var err error
-		if q.kind, q.pos, err = protocol.ParseOffset(offsets[0]); err != nil {
+		if q.kind, q.segment, q.pos, err = protocol.ParseOffsetSegment(offsets[0]); err != nil {
 			return q, newError(http.StatusBadRequest, "malformed offset")
 		}
 	default:
@@ -132,6 +133,12 @@ func (s *Server) read(c echo.Context, path string) error {
 	case protocol.OffsetTail:
 		pos = snap.Tail
 	}
+	if q.kind == protocol.OffsetAt && snap.Offsets.At(pos) != q.segment {
+		// A token this incarnation never issued: most likely one of a
+		// stream deleted and created again at this path (§8: offsets are
+		// valid for the lifetime of their stream).
+		return newError(http.StatusBadRequest, "offset is from another incarnation of this stream")
+	}
 	if pos > snap.Tail {
 		return newError(http.StatusBadRequest, "offset is beyond the tail of the stream")
 	}
@@ -200,7 +207,7 @@ func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch
 	}
 	tag := etag(snap, pos, ch.end, enc)
 	setHeader(h, headerETag, tag)
-	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(ch.end))
+	setHeader(h, protocol.HeaderStreamNextOffset, snap.Offset(ch.end))
 	if ch.upToDate {
 		h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	}
@@ -230,7 +237,7 @@ func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch
 // (status 200) and long-polls that time out or hit a closed stream (204).
 func (s *Server) writeTail(c echo.Context, snap *actors.Snapshot, status int, cursor string) error {
 	h := c.Response().Header()
-	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
+	setHeader(h, protocol.HeaderStreamNextOffset, snap.Offset(snap.Tail))
 	h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	if snap.Closed {
 		h[protocol.HeaderStreamClosed] = s.fixed.closed

@@ -18,6 +18,7 @@ type sseWriter struct {
 	rc           *http.ResponseController
 	s            *Server
 	textual      bool
+	offsets      protocol.OffsetSegments // of the incarnation being read
 	clientCursor string
 	// cursor is the last cursor sent; "" before the first control event.
 	// Later events continue from it so the cursors a client sees never
@@ -29,7 +30,7 @@ type sseWriter struct {
 // control appends a control event (§5.8).
 func (sw *sseWriter) control(next uint64, upToDate, closed bool) {
 	b := append(sw.buf, "event: control\ndata:{\"streamNextOffset\":\""...)
-	b = append(b, protocol.FormatOffset(next)...)
+	b = append(b, sw.offsets.Format(next)...)
 	b = append(b, '"')
 	if closed {
 		b = append(b, ",\"streamClosed\":true,\"upToDate\":true"...)
@@ -87,7 +88,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 		h.Set(protocol.HeaderStreamSSEDataEncoding, "base64")
 	}
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: s, textual: textual, clientCursor: clientCursor}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: s, textual: textual, offsets: snap.Offsets, clientCursor: clientCursor}
 	if err := sw.flush(); err != nil {
 		return nil
 	}
@@ -102,8 +103,8 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 		default:
 		}
 		_, cur, err := s.streams.Open(ctx, path)
-		if err != nil {
-			return nil // deleted, expired or shutting down: end the response
+		if err != nil || cur.ID != snap.ID {
+			return nil // deleted, expired, replaced or shutting down: end the response
 		}
 		if pos < cur.Tail {
 			ch, err := s.sequentialChunk(cur, pos)
