@@ -112,7 +112,7 @@ func (s *Streams) resolveFork(src *Snapshot, req ForkRequest) (CreateRequest, er
 	offset := req.Offset
 	if req.AtTail {
 		offset = src.Tail
-	} else if req.OffsetIsToken && src.Offsets.At(offset) != req.OffsetSegment {
+	} else if req.OffsetIsToken && !src.Offsets.Accepts(req.OffsetSegment, offset) {
 		return CreateRequest{}, fmt.Errorf("%w: Stream-Fork-Offset is from another incarnation of the source stream", ErrForkPoint)
 	}
 	if offset > src.Tail {

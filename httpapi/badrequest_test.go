@@ -53,7 +53,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "offset repeated", target: fx + "?offset=-1&offset=-1", want: 400},
 		{name: "offset repeated differently", target: fx + "?offset=-1&offset=now", want: 400},
 		{name: "offset of another incarnation", target: fx + "?offset=0000000000009999_0000000000000000", want: 400},
-		{name: "offset of a stream before segments", target: fx + "?offset=" + off(0), want: 400},
+		{name: "offset of a stream before segments", target: fx + "?offset=" + off(1), want: 400},
 		{name: "offset short", target: fx + "?offset=0_0", want: 400},
 		{name: "offset wrong separator", target: fx + "?offset=0000000000000000-0000000000000001", want: 400},
 		{name: "offset -2", target: fx + "?offset=-2", want: 400},

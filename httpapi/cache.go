@@ -36,9 +36,10 @@ func catchUpValue(scope string, maxAge, stale time.Duration) string {
 	return v
 }
 
-// cacheScope is "private" with Config.PrivateCache, else "public".
-func (s *Server) cacheScope() string {
-	if s.cfg.PrivateCache {
+// cacheScope is the Cache-Control scope of cacheable answers: "private"
+// with Config.PrivateCache, else "public".
+func cacheScope(private bool) string {
+	if private {
 		return "private"
 	}
 	return "public"
@@ -61,7 +62,7 @@ func (s *Server) setCatchUpCache(h http.Header, snap *actors.Snapshot) {
 		return
 	}
 	maxAge := min(left, catchUpMaxAge)
-	setHeader(h, headerCacheControl, catchUpValue(s.cacheScope(), maxAge, left-maxAge))
+	setHeader(h, headerCacheControl, catchUpValue(cacheScope(s.cfg.PrivateCache), maxAge, left-maxAge))
 }
 
 // Content codings as they appear in ETags (inside the quotes, after the

@@ -36,10 +36,6 @@ type fixedHeaders struct {
 // newFixedHeaders builds the shared values; privateCache makes cacheable
 // answers "private" (Config.PrivateCache).
 func newFixedHeaders(privateCache bool) fixedHeaders {
-	scope := "public"
-	if privateCache {
-		scope = "private"
-	}
 	one := func(v string) []string { return []string{v}[:1:1] }
 	return fixedHeaders{
 		nosniff:      one("nosniff"),
@@ -49,7 +45,7 @@ func newFixedHeaders(privateCache bool) fixedHeaders {
 		upToDate:     one("true"),
 		closed:       one("true"),
 		noStore:      one(cacheNever),
-		catchUp:      one(catchUpValue(scope, catchUpMaxAge, catchUpStaleRevalidate)),
+		catchUp:      one(catchUpValue(cacheScope(privateCache), catchUpMaxAge, catchUpStaleRevalidate)),
 		varyEncoding: one("Accept-Encoding"),
 	}
 }

@@ -57,6 +57,10 @@ func TestIncarnationsNeverShareURLs(t *testing.T) {
 		}
 		wantHeader(t, r, "Cache-Control", "no-store")
 	}
+	// The all-zero token names the start of any stream, like "-1".
+	if r := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(0), nil); string(r.body) != "second life!" {
+		t.Errorf("read at the all-zero token: %q", r.body)
+	}
 	// Its tokens are ordered like its positions.
 	if !(e.tok(t, path, 0) < newMid && newMid < y) {
 		t.Errorf("tokens out of order: %s, %s, %s", e.tok(t, path, 0), newMid, y)
@@ -114,7 +118,9 @@ func TestForkOffsets(t *testing.T) {
 		t.Errorf("fork at a stale offset: %q", r.body)
 	}
 	e.expect(t, http.StatusCreated, http.MethodPut, sp("late"), nil, forkHeaders("gone", "Stream-Fork-Offset", e.tok(t, sp("gone"), 1))...)
-	// "-1" still means the start.
+	// "-1" and the all-zero token still mean the start.
+	e.expect(t, http.StatusCreated, http.MethodPut, sp("from-zero"), nil, forkHeaders("src", "Stream-Fork-Offset", off(0))...)
+	wantHeader(t, e.expect(t, http.StatusOK, http.MethodHead, sp("from-zero"), nil), "Stream-Next-Offset", e.tok(t, sp("src"), 0))
 	e.expect(t, http.StatusCreated, http.MethodPut, sp("from-start"), nil, forkHeaders("src", "Stream-Fork-Offset", "-1")...)
 	wantHeader(t, e.expect(t, http.StatusOK, http.MethodHead, sp("from-start"), nil), "Stream-Next-Offset", e.tok(t, sp("src"), 0))
 }

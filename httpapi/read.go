@@ -133,7 +133,7 @@ func (s *Server) read(c echo.Context, path string) error {
 	case protocol.OffsetTail:
 		pos = snap.Tail
 	}
-	if q.kind == protocol.OffsetAt && snap.Offsets.At(pos) != q.segment {
+	if q.kind == protocol.OffsetAt && !snap.Offsets.Accepts(q.segment, pos) {
 		// A token this incarnation never issued: most likely one of a
 		// stream deleted and created again at this path (§8: offsets are
 		// valid for the lifetime of their stream).

@@ -141,6 +141,15 @@ func (o OffsetSegments) At(pos uint64) uint64 {
 	return o.Own
 }
 
+// Accepts reports whether a token of segment and pos names a position of
+// this stream: the segment the stream gives pos, or the all-zero token,
+// which names the start of every stream as "-1" does (clients of servers
+// whose offsets have no segment write it for the start, and position 0 is
+// the same in every incarnation).
+func (o OffsetSegments) Accepts(segment, pos uint64) bool {
+	return o.At(pos) == segment || (segment == 0 && pos == 0)
+}
+
 // Format returns the offset token for pos.
 func (o OffsetSegments) Format(pos uint64) string { return FormatOffsetIn(o.At(pos), pos) }
 

@@ -125,6 +125,20 @@ func TestOffsetSegments(t *testing.T) {
 			}
 		}
 	}
+	for _, c := range []struct {
+		o        OffsetSegments
+		seg, pos uint64
+		want     bool
+	}{
+		{fork, 5, 10, true}, {fork, 7, 10, false}, {fork, 7, 11, true}, {fork, 5, 11, false},
+		{fork, 0, 0, true}, // the all-zero token is every stream's start
+		{fork, 0, 1, false}, {fork, 5, 0, true}, {fork, 7, 0, false},
+		{legacy, 0, 9, true}, {legacy, 3, 9, false},
+	} {
+		if got := c.o.Accepts(c.seg, c.pos); got != c.want {
+			t.Errorf("%+v.Accepts(%d, %d) = %v; want %v", c.o, c.seg, c.pos, got, c.want)
+		}
+	}
 	if got := OwnSegment(MaxSegment+5, true); got != MaxSegment {
 		t.Errorf("OwnSegment beyond the token's range = %d; want MaxSegment", got)
 	}
