@@ -3,6 +3,8 @@ package actors
 import (
 	"errors"
 	"fmt"
+
+	"github.com/streamd/streamd/protocol"
 )
 
 var (
@@ -49,7 +51,10 @@ var (
 )
 
 // ClosedError is returned for appends to a closed stream.
-type ClosedError struct{ Tail uint64 }
+type ClosedError struct {
+	Tail    uint64
+	Offsets protocol.OffsetSegments // renders Tail as a token
+}
 
 func (e *ClosedError) Error() string { return fmt.Sprintf("stream is closed at %d", e.Tail) }
 

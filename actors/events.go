@@ -196,11 +196,32 @@ func (a *streamActor) drained() {
 	}
 }
 
+// nextEventSeq numbers an outbox event as its batch is built. Numbers
+// increase within a process and follow the wall clock in nanoseconds, so
+// they keep increasing across restarts (startRegistry also starts above
+// the events still waiting). An atomic, not a serial step: streams draw
+// them concurrently, and an event whose batch was built after another's
+// commit was acknowledged always draws a larger one.
+func (s *Streams) nextEventSeq() uint64 {
+	for {
+		last := s.eventSeq.Load()
+		next := max(uint64(max(time.Now().UnixNano(), 0)), last+1)
+		if s.eventSeq.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
 // startRegistry creates the registry stream if needed and moves events
 // left in the outbox (by a crash) into it.
 func (s *Streams) startRegistry() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	last, err := s.cfg.Store.LastOutboxSeq()
+	if err != nil {
+		return err
+	}
+	s.eventSeq.Store(last)
 	if _, err := s.Create(ctx, RegistryPath, CreateRequest{ContentType: "application/json"}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,9 +85,15 @@ func TestLifecycleEvents(t *testing.T) {
 	want := "[created /a closed /a created /f deleted /a created /ttl expired /ttl]"
 	eventually(t, opTimeout, "the hook to see "+want, func() bool { return log.summary() == want })
 	wantReg := "[insert(created) /a update(closed) /a insert(created) /f delete(deleted) /a insert(created) /ttl delete/expired(expired) /ttl]"
-	eventually(t, opTimeout, "the registry to record them", func() bool {
-		return summarize(registryMessages(t, e)) == wantReg
-	})
+	for deadline := time.Now().Add(opTimeout); ; time.Sleep(5 * time.Millisecond) {
+		got := summarize(registryMessages(t, e))
+		if got == wantReg {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the registry holds %s; want %s", opTimeout, got, wantReg)
+		}
+	}
 	msgs := registryMessages(t, e)
 	v := msgs[2]["value"].(map[string]any)
 	if msgs[2]["type"] != "stream" || v["path"] != "/f" || v["contentType"] != ctText || v["forkedFrom"] != "/a" {
@@ -130,7 +137,9 @@ func TestRegistryOutboxSurvivesCrash(t *testing.T) {
 	}
 	b := st.NewBatch()
 	ev := Event{Type: EventCreated, Path: "/left", ContentType: ctText, CreatedAt: time.Now(), Time: time.Now()}
-	if err := b.PutOutbox(1<<40, outboxCreated, ev.registryMessage()); err != nil {
+	// Numbered an hour ahead: events after the restart must still follow it.
+	ahead := uint64(time.Now().Add(time.Hour).UnixNano())
+	if err := b.PutOutbox(ahead, 1<<40, outboxCreated, ev.registryMessage()); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(); err != nil {
@@ -141,8 +150,10 @@ func TestRegistryOutboxSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.start()
-	eventually(t, opTimeout, "the left event in the registry after the restart", func() bool {
+	c.createText("/after")
+	eventually(t, opTimeout, "the left event, then the next, in the registry after the restart", func() bool {
 		msgs := c.readMessages(RegistryPath)
-		return len(msgs) == 21 && json.Valid(msgs[20]) && string(msgs[20]) == string(ev.registryMessage())
+		return len(msgs) == 22 && json.Valid(msgs[20]) && string(msgs[20]) == string(ev.registryMessage()) &&
+			strings.Contains(string(msgs[21]), `"key":"/after"`)
 	})
 }

@@ -43,6 +43,10 @@ type ForkRequest struct {
 	// header was absent, or "now") forks at the source's tail instead.
 	Offset uint64
 	AtTail bool
+	// OffsetIsToken says Offset came as an offset token (not "-1"), whose
+	// segment, OffsetSegment, must be the source's at that position.
+	OffsetIsToken bool
+	OffsetSegment uint64
 	// SubOffset is Stream-Fork-Sub-Offset: bytes, or JSON messages, past
 	// Offset.
 	SubOffset uint64
@@ -108,6 +112,8 @@ func (s *Streams) resolveFork(src *Snapshot, req ForkRequest) (CreateRequest, er
 	offset := req.Offset
 	if req.AtTail {
 		offset = src.Tail
+	} else if req.OffsetIsToken && !src.Offsets.Accepts(req.OffsetSegment, offset) {
+		return CreateRequest{}, fmt.Errorf("%w: Stream-Fork-Offset is from another incarnation of the source stream", ErrForkPoint)
 	}
 	if offset > src.Tail {
 		return CreateRequest{}, fmt.Errorf("%w: Stream-Fork-Offset is beyond the source's tail", ErrForkPoint)
@@ -161,7 +167,7 @@ func (s *Streams) resolveFork(src *Snapshot, req ForkRequest) (CreateRequest, er
 	return CreateRequest{
 		ContentType: ct, Expiry: expiry, Closed: req.Closed, Records: recs,
 		Fork: &persistence.ForkInfo{SourcePath: req.Source, SourceID: src.ID, Offset: offset, SubOffset: req.SubOffset,
-			Base: base, Chain: chain},
+			Base: base, Chain: chain, Offsets: src.Offsets.Cut(base)},
 	}, nil
 }
 

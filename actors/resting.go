@@ -44,6 +44,7 @@ const (
 	restHasTTL
 	restClosed
 	restNoProducers
+	restSegmented // persistence.Meta.Segmented
 )
 
 // restingState is the state of one passivated stream (or the knowledge that
@@ -198,6 +199,9 @@ func (r *restingStates) encode(st *persistence.StreamState) (restingState, bool)
 	if m.NoProducers {
 		rs.flags |= restNoProducers
 	}
+	if m.Segmented {
+		rs.flags |= restSegmented
+	}
 	return rs, true
 }
 
@@ -208,6 +212,7 @@ func (r *restingStates) decode(rs restingState) *persistence.StreamState {
 	st := &persistence.StreamState{Tail: rs.tail, Meta: persistence.Meta{
 		ID: rs.id, ContentType: r.contentTypes[rs.contentType], TTL: rs.ttl,
 		HasTTL: rs.flags&restHasTTL != 0, Closed: rs.flags&restClosed != 0, NoProducers: rs.flags&restNoProducers != 0,
+		Segmented: rs.flags&restSegmented != 0,
 		CreatedAt: fromUnixNano(rs.createdAt), LastAccess: fromUnixNano(rs.lastAccess),
 	}}
 	if rs.expiresAt != 0 {

@@ -25,6 +25,8 @@ func TestRestingStateRoundTrip(t *testing.T) {
 		{name: "no stream", st: nil, kept: true},
 		{name: "plain", kept: true, st: &persistence.StreamState{Tail: 300, Meta: persistence.Meta{
 			ID: 7, ContentType: ctText, CreatedAt: created, NoProducers: true}}},
+		{name: "segmented offsets", kept: true, st: &persistence.StreamState{Tail: 30, Meta: persistence.Meta{
+			ID: 17, ContentType: ctText, CreatedAt: created, NoProducers: true, Segmented: true}}},
 		{name: "json ttl renewed closed", kept: true, st: &persistence.StreamState{Tail: 12, Meta: persistence.Meta{
 			ID: 8, ContentType: ctJSON, TTL: 90 * time.Second, HasTTL: true, CreatedAt: created,
 			LastAccess: created.Add(time.Minute), Closed: true}}},
@@ -91,7 +93,7 @@ func TestRestingStateCoversMeta(t *testing.T) {
 	for f := range reflect.TypeFor[persistence.Meta]().Fields() {
 		names = append(names, f.Name)
 	}
-	const want = "ID ContentType TTL HasTTL ExpiresAt CreatedAt LastAccess Closed ClosedBy LastSeq NoProducers Fork SoftDeleted"
+	const want = "ID ContentType TTL HasTTL ExpiresAt CreatedAt LastAccess Closed ClosedBy LastSeq NoProducers Fork SoftDeleted Segmented"
 	if got := strings.Join(names, " "); got != want {
 		t.Fatalf("persistence.Meta fields are now %q (were %q): update restingState's encode and decode", got, want)
 	}

@@ -83,15 +83,15 @@ func planAppend(st *streamState, req AppendRequest, now, lastAccess time.Time, l
 		cb := st.meta.ClosedBy
 		switch {
 		case p != nil && cb != nil && cb.ID == p.ID && cb.Epoch == p.Epoch && cb.Seq == p.Seq:
-			return appendPlan{answer: &Result{Outcome: Duplicate, NextOffset: st.tail, Closed: true, ProducerEpoch: p.Epoch, ProducerSeq: p.Seq}}
+			return appendPlan{answer: &Result{Outcome: Duplicate, NextOffset: st.tail, Offsets: st.meta.OffsetSegments(), Closed: true, ProducerEpoch: p.Epoch, ProducerSeq: p.Seq}}
 		case len(req.Records) == 0 && req.Close && p == nil:
-			return appendPlan{answer: &Result{Outcome: AlreadyClosed, NextOffset: st.tail, Closed: true}}
+			return appendPlan{answer: &Result{Outcome: AlreadyClosed, NextOffset: st.tail, Offsets: st.meta.OffsetSegments(), Closed: true}}
 		}
 		// A producer's close-only that is not the retry of the closing
 		// request conflicts like any other producer write: the producer
 		// must learn that its close did not take effect as sent (409, as
 		// the reference server answers).
-		return appendPlan{err: &ClosedError{Tail: st.tail}}
+		return appendPlan{err: &ClosedError{Tail: st.tail, Offsets: st.meta.OffsetSegments()}}
 	}
 	if len(req.Records) > 0 && !protocol.SameContentType(req.ContentType, st.meta.ContentType) {
 		return appendPlan{err: ErrContentTypeMismatch}
@@ -128,7 +128,7 @@ func planAppend(st *streamState, req AppendRequest, now, lastAccess time.Time, l
 		case p.Epoch > cur.Epoch:
 			plan.next = persistence.ProducerState{Epoch: p.Epoch, Used: used}
 		case p.Seq <= cur.LastSeq:
-			return appendPlan{answer: &Result{Outcome: Duplicate, NextOffset: st.tail, Closed: st.meta.Closed, ProducerEpoch: cur.Epoch, ProducerSeq: cur.LastSeq}}
+			return appendPlan{answer: &Result{Outcome: Duplicate, NextOffset: st.tail, Offsets: st.meta.OffsetSegments(), Closed: st.meta.Closed, ProducerEpoch: cur.Epoch, ProducerSeq: cur.LastSeq}}
 		case p.Seq == cur.LastSeq+1:
 			plan.next = persistence.ProducerState{Epoch: cur.Epoch, LastSeq: p.Seq, Used: used}
 		default:
@@ -211,7 +211,7 @@ func (st *streamState) applyAppend(plan appendPlan, now time.Time) (start uint64
 		st.meta.LastAccess = now
 		st.metaDirty = true
 	}
-	res = Result{Outcome: Appended, NextOffset: st.tail, Closed: st.meta.Closed}
+	res = Result{Outcome: Appended, NextOffset: st.tail, Offsets: st.meta.OffsetSegments(), Closed: st.meta.Closed}
 	if plan.producer != nil {
 		res.ProducerEpoch, res.ProducerSeq = plan.next.Epoch, plan.next.LastSeq
 	}
@@ -270,7 +270,7 @@ func (st *streamState) applyCreate(req CreateRequest, id uint64, now time.Time) 
 		meta: persistence.Meta{
 			ID: id, ContentType: req.ContentType, TTL: req.Expiry.TTL, HasTTL: req.Expiry.HasTTL,
 			ExpiresAt: req.Expiry.ExpiresAt, CreatedAt: now, LastAccess: now, Closed: req.Closed,
-			NoProducers: true, Fork: req.Fork,
+			NoProducers: true, Fork: req.Fork, Segmented: true,
 		},
 		metaDirty: true,
 	}
@@ -281,7 +281,7 @@ func (st *streamState) applyCreate(req CreateRequest, id uint64, now time.Time) 
 	for _, r := range req.Records {
 		st.tail += uint64(len(r))
 	}
-	return Result{Outcome: Created, NextOffset: st.tail, Closed: st.meta.Closed}, start
+	return Result{Outcome: Created, NextOffset: st.tail, Offsets: st.meta.OffsetSegments(), Closed: st.meta.Closed}, start
 }
 
 // applyDelete removes the stream from st.
@@ -343,6 +343,7 @@ func (st *streamState) snapshot() *Snapshot {
 		Closed:      st.meta.Closed,
 		Tail:        st.tail,
 		SoftDeleted: st.meta.SoftDeleted,
+		Offsets:     st.meta.OffsetSegments(),
 	}
 	if f := st.meta.Fork; f != nil {
 		snap.Chain = f.Chain

@@ -95,6 +95,7 @@ type Streams struct {
 	// liveReaders counts waiting long-polls and SSE subscribers.
 	liveReaders atomic.Int64
 	events      *events
+	eventSeq    atomic.Uint64 // last outbox sequence number drawn (nextEventSeq)
 	// telling counts messages being told in the background (Streams.tell);
 	// crashed records when paths' actors failed (path -> time.Time), which
 	// delays collection of soft-deleted streams (collectWait).

@@ -24,7 +24,12 @@ type Snapshot struct {
 	Chain []persistence.Segment
 	// SoftDeleted: deleted while forks still read it (410).
 	SoftDeleted bool
+	// Offsets says which segment each position's offset token carries.
+	Offsets protocol.OffsetSegments
 }
+
+// Offset returns the offset token of pos in this stream.
+func (s *Snapshot) Offset(pos uint64) string { return s.Offsets.Format(pos) }
 
 // Layout is where the stream's bytes are.
 func (s *Snapshot) Layout() persistence.Layout {
@@ -77,8 +82,10 @@ const (
 // Result is the answer to a write.
 type Result struct {
 	Outcome Outcome
-	// NextOffset is the tail after this write.
+	// NextOffset is the tail after this write; Offsets renders it as a
+	// token.
 	NextOffset uint64
+	Offsets    protocol.OffsetSegments
 	Closed     bool
 	// ProducerEpoch and ProducerSeq echo the producer state (§5.2.1) when
 	// the request carried producer headers.

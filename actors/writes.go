@@ -78,7 +78,7 @@ func (a *streamActor) onCreate(m *createMsg) {
 	case plan.existed:
 		m.pin.release(false, 0)
 		a.h.Touch(now)
-		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Closed: a.st.meta.Closed, Snapshot: a.snap})
+		reply(m.reply, Result{Outcome: Existed, NextOffset: a.st.tail, Offsets: a.st.meta.OffsetSegments(), Closed: a.st.meta.Closed, Snapshot: a.snap})
 		return
 	}
 	id, err := a.s.store.AllocateID()
@@ -208,7 +208,7 @@ func (a *streamActor) fillBatch(b *persistence.Batch, ops []*writeOp) error {
 			}
 		}
 		if e := op.event; e != nil && a.s.cfg.Registry {
-			if err := b.PutOutbox(op.eventID, e.outboxKind(), e.registryMessage()); err != nil {
+			if err := b.PutOutbox(a.s.nextEventSeq(), op.eventID, e.outboxKind(), e.registryMessage()); err != nil {
 				return err
 			}
 		}

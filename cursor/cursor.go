@@ -1,6 +1,7 @@
 package cursor
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -87,29 +88,59 @@ func (g *Generator) intervalAt(t time.Time) int64 {
 //     current interval (decimal string);
 //   - client cursor >= current -> client cursor + jitter, where jitter is
 //     1..3600 seconds expressed in intervals (at least 1 interval), so the
-//     result is strictly greater than the client's.
+//     result is strictly greater than the client's;
+//   - except at the top of the range: a sum beyond MaxCursor is MaxCursor.
 //
-// A client cursor is valid when it is a base-10 integer, optionally signed,
-// that fits in an int64. Anything else (empty, non-numeric, whitespace,
-// fractional, or out of range) is treated as absent. For a client cursor
-// within the jitter of math.MaxInt64 the result is still exact, as a decimal
-// string beyond the int64 range.
+// A client cursor is valid when it is a base-10 integer, optionally signed.
+// A positive one beyond the int64 range counts as MaxCursor; anything else
+// that is not an int64 (empty, non-numeric, whitespace, fractional, too
+// negative) is treated as absent. Every result is therefore an int64 that
+// Next and Continue accept again, and feeding a result back never yields a
+// smaller one: a cursor cannot grow past MaxCursor, so one that reached it
+// stays there rather than wrapping or growing without bound.
 func (g *Generator) Next(client string) string {
 	current := g.Current()
-	if client == "" {
-		return strconv.FormatInt(current, 10)
-	}
-	c, err := strconv.ParseInt(client, 10, 64)
-	if err != nil || c < current {
+	c, ok := parseCursor(client)
+	if !ok || c < current {
 		return strconv.FormatInt(current, 10)
 	}
 	j := g.jitterIntervals()
-	if c > math.MaxInt64-j {
-		// c is a huge positive number (c >= current and c near MaxInt64), so
-		// the sum fits in a uint64: c < 2^63 and j < 2^63.
-		return strconv.FormatUint(uint64(c)+uint64(j), 10)
+	if c > MaxCursor-j {
+		return strconv.FormatInt(MaxCursor, 10)
 	}
 	return strconv.FormatInt(c+j, 10)
+}
+
+// Continue returns the cursor for a further live answer within one
+// response (the next SSE control event), given the cursor the response
+// last carried: that cursor, or the current interval once time has moved
+// past it. No jitter is added, so the cursors one response carries never
+// decrease and do not run away from the clock. An invalid prev yields the
+// current interval.
+func (g *Generator) Continue(prev string) string {
+	current := g.Current()
+	c, ok := parseCursor(prev)
+	if !ok || c < current {
+		return strconv.FormatInt(current, 10)
+	}
+	return strconv.FormatInt(c, 10)
+}
+
+// MaxCursor is the largest cursor returned: cursors saturate there rather
+// than leave the int64 range, so every cursor returned parses again.
+const MaxCursor = math.MaxInt64
+
+// parseCursor reads a cursor value: a base-10 int64, or MaxCursor for a
+// positive integer beyond the int64 range. ok is false for anything else.
+func parseCursor(s string) (int64, bool) {
+	c, err := strconv.ParseInt(s, 10, 64)
+	if err == nil {
+		return c, true
+	}
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return MaxCursor, true
+	}
+	return 0, false
 }
 
 // jitterIntervals draws a jitter of minJitterSeconds..maxJitterSeconds

@@ -115,8 +115,7 @@ func TestNext(t *testing.T) {
 		{"underscore", DefaultInterval, 1, "1_000", "1000"},
 		{"lone sign", DefaultInterval, 1, "-", "1000"},
 		{"double sign", DefaultInterval, 1, "--5", "1000"},
-		{"overflow positive", DefaultInterval, 1, "9223372036854775808", "1000"},
-		{"overflow huge", DefaultInterval, 1, "99999999999999999999999999999999999999", "1000"},
+		{"overflow negative, huge", DefaultInterval, 1, "-99999999999999999999999999999999999999", "1000"},
 		{"overflow negative", DefaultInterval, 1, "-9223372036854775809", "1000"},
 		{"unicode digits", DefaultInterval, 1, "١٠٠٠", "1000"},
 		{"NUL byte", DefaultInterval, 1, "1000\x00", "1000"},
@@ -135,8 +134,15 @@ func TestNext(t *testing.T) {
 		{"leading zeros", DefaultInterval, 1, "0001000", "1001"},
 		{"plus sign", DefaultInterval, 1, "+1000", "1001"},
 		{"ahead", DefaultInterval, 40, "1500", "1502"},
-		{"max int64 does not overflow", DefaultInterval, 1, "9223372036854775807", "9223372036854775808"},
-		{"near max int64, max jitter", DefaultInterval, 3600, "9223372036854775700", "9223372036854775880"},
+		{"near max int64, max jitter", DefaultInterval, 3600, "9223372036854775000", "9223372036854775180"},
+
+		// At the top of the range cursors saturate, so the answer parses again.
+		{"max int64 saturates", DefaultInterval, 1, "9223372036854775807", "9223372036854775807"},
+		{"near max int64, jitter past it", DefaultInterval, 3600, "9223372036854775700", "9223372036854775807"},
+		{"overflow positive", DefaultInterval, 1, "9223372036854775808", "9223372036854775807"},
+		{"twenty digits", DefaultInterval, 1, "18446744073709551615", "9223372036854775807"},
+		{"overflow huge", DefaultInterval, 1, "99999999999999999999999999999999999999", "9223372036854775807"},
+		{"overflow, plus sign", DefaultInterval, 1, "+99999999999999999999", "9223372036854775807"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +157,63 @@ func TestNext(t *testing.T) {
 			}
 			if gotN != 0 && gotN != 3600 {
 				t.Errorf("jitter called with n=%d, want 3600", gotN)
+			}
+		})
+	}
+}
+
+// TestContinue checks the cursor of a further control event in the same
+// response: the previous one until the clock passes it, never less.
+func TestContinue(t *testing.T) {
+	epoch := DefaultEpoch()
+	now := epoch.Add(1000*DefaultInterval + 5*time.Second) // interval 1000
+	tests := []struct {
+		name, prev, want string
+	}{
+		{"absent", "", "1000"},
+		{"invalid", "abc", "1000"},
+		{"behind the clock", "990", "1000"},
+		{"at the clock", "1000", "1000"},
+		{"ahead, kept without new jitter", "1042", "1042"},
+		{"leading zeros, canonical", "0001042", "1042"},
+		{"max int64", "9223372036854775807", "9223372036854775807"},
+		{"beyond int64 saturates", "99999999999999999999", "9223372036854775807"},
+		{"too negative", "-99999999999999999999", "1000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := New(DefaultInterval, epoch).WithClock(fixed(now), constJitter(3600, nil))
+			if got := g.Continue(tt.prev); got != tt.want {
+				t.Errorf("Continue(%q) = %q, want %q", tt.prev, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSequenceNeverDecreases follows a client through long-polls (each
+// echoing the last cursor to Next) and an SSE response (Continue between
+// control events) while the clock moves, from ordinary and extreme
+// starting cursors: the cursors it sees never decrease and always parse.
+func TestSequenceNeverDecreases(t *testing.T) {
+	epoch := DefaultEpoch()
+	for _, start := range []string{"", "5", "1000", "9223372036854775000", "9223372036854775807", "99999999999999999999"} {
+		t.Run(start, func(t *testing.T) {
+			clock := epoch.Add(1000 * DefaultInterval)
+			var j int64
+			g := New(DefaultInterval, epoch).WithClock(func() time.Time { return clock }, func(n int64) int64 { j = j%n + 1; return j })
+			last, prev := start, int64(-1)
+			for i := range 500 {
+				if i%3 == 0 {
+					last = g.Continue(last)
+				} else {
+					last = g.Next(last)
+				}
+				n, err := strconv.ParseInt(last, 10, 64)
+				if err != nil || n < prev {
+					t.Fatalf("step %d: cursor %q after %d", i, last, prev)
+				}
+				prev = n
+				clock = clock.Add(time.Duration(i%7) * 7 * time.Second)
 			}
 		})
 	}
@@ -392,7 +455,10 @@ func FuzzNext(f *testing.F) {
 		if got.Cmp(big.NewInt(1000)) < 0 {
 			t.Fatalf("Next(%q) = %s, behind current 1000", client, got)
 		}
-		if c, err := strconv.ParseInt(client, 10, 64); err == nil && c >= 1000 {
+		if !got.IsInt64() {
+			t.Fatalf("Next(%q) = %s, beyond int64", client, got)
+		}
+		if c, err := strconv.ParseInt(client, 10, 64); err == nil && c >= 1000 && c <= MaxCursor-180 {
 			d := new(big.Int).Sub(got, big.NewInt(c))
 			if d.Cmp(big.NewInt(1)) < 0 || d.Cmp(big.NewInt(180)) > 0 {
 				t.Fatalf("Next(%q) = %s: jitter %s outside [1,180]", client, got, d)

@@ -9,7 +9,10 @@
 // expressed in whole intervals and at least one interval) so that the
 // result is strictly greater than the client's value. This keeps CDN cache
 // keys moving and prevents clients from cycling through cached empty
-// long-poll responses.
+// long-poll responses. Cursors saturate at MaxCursor (the int64 maximum),
+// so every cursor returned parses again and echoing it back never yields a
+// smaller one. Within one response (successive SSE control events),
+// Continue keeps the cursor non-decreasing without adding jitter again.
 //
 // A Generator is immutable after construction and is safe for concurrent
 // use by multiple goroutines.

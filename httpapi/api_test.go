@@ -20,20 +20,20 @@ func TestStreamLifecycle(t *testing.T) {
 	r := e.expect(t, http.StatusCreated, http.MethodPut, path, []byte("hello "), "Content-Type", "text/plain")
 	wantHeader(t, r, "Location", e.url+path)
 	wantHeader(t, r, "Content-Type", "text/plain")
-	wantHeader(t, r, "Stream-Next-Offset", off(6))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 6))
 	wantNoHeader(t, r, "Stream-Closed")
 
 	// Same configuration again: idempotent 200 without Location.
 	r = e.expect(t, http.StatusOK, http.MethodPut, path, nil, "Content-Type", "text/plain")
 	wantNoHeader(t, r, "Location")
-	wantHeader(t, r, "Stream-Next-Offset", off(6))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 6))
 	// A different configuration is a conflict.
 	e.expect(t, http.StatusConflict, http.MethodPut, path, nil, "Content-Type", "application/json")
 	e.expect(t, http.StatusConflict, http.MethodPut, path, nil, "Content-Type", "text/plain", "Stream-Closed", "true")
 	e.expect(t, http.StatusConflict, http.MethodPut, path, nil, "Content-Type", "text/plain", "Stream-TTL", "60")
 
 	r = e.expect(t, http.StatusNoContent, http.MethodPost, path, []byte("world"), "Content-Type", "text/plain")
-	wantHeader(t, r, "Stream-Next-Offset", off(11))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 11))
 	wantNoHeader(t, r, "Stream-Closed")
 	// Content types compare by essence: case and parameters do not matter.
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, []byte("!"), "Content-Type", "TEXT/Plain; charset=utf-8")
@@ -43,7 +43,7 @@ func TestStreamLifecycle(t *testing.T) {
 		t.Fatalf("body %q", full.body)
 	}
 	wantHeader(t, full, "Content-Type", "text/plain")
-	wantHeader(t, full, "Stream-Next-Offset", off(12))
+	wantHeader(t, full, "Stream-Next-Offset", e.tok(t, path, 12))
 	wantHeader(t, full, "Stream-Up-To-Date", "true")
 	wantNoHeader(t, full, "Stream-Closed")
 	if !strings.Contains(full.get("Cache-Control"), "max-age") {
@@ -57,7 +57,7 @@ func TestStreamLifecycle(t *testing.T) {
 		t.Errorf("offset=-1 differs from no offset: %v", r)
 	}
 
-	mid := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(6), nil)
+	mid := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+e.tok(t, path, 6), nil)
 	if string(mid.body) != "world!" {
 		t.Errorf("read from 6: %q", mid.body)
 	}
@@ -65,17 +65,17 @@ func TestStreamLifecycle(t *testing.T) {
 		t.Errorf("ETag %q reused for a different range", tag)
 	}
 
-	atTail := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(12), nil)
+	atTail := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+e.tok(t, path, 12), nil)
 	if len(atTail.body) != 0 {
 		t.Errorf("read at tail: %q", atTail.body)
 	}
-	wantHeader(t, atTail, "Stream-Next-Offset", off(12))
+	wantHeader(t, atTail, "Stream-Next-Offset", e.tok(t, path, 12))
 	wantHeader(t, atTail, "Stream-Up-To-Date", "true")
 	wantHeader(t, atTail, "Cache-Control", "no-store")
 
 	head := e.expect(t, http.StatusOK, http.MethodHead, path, nil)
 	wantHeader(t, head, "Content-Type", "text/plain")
-	wantHeader(t, head, "Stream-Next-Offset", off(12))
+	wantHeader(t, head, "Stream-Next-Offset", e.tok(t, path, 12))
 	wantHeader(t, head, "Cache-Control", "no-store")
 	wantNoHeader(t, head, "Stream-Closed")
 	wantNoHeader(t, head, "Stream-TTL")
@@ -93,7 +93,7 @@ func TestStreamLifecycle(t *testing.T) {
 	// Close: the ETag of the same range must change.
 	r = e.expect(t, http.StatusNoContent, http.MethodPost, path, nil, "Stream-Closed", "true")
 	wantHeader(t, r, "Stream-Closed", "true")
-	wantHeader(t, r, "Stream-Next-Offset", off(12))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 12))
 	closed := e.expect(t, http.StatusOK, http.MethodGet, path, nil, "If-None-Match", tag)
 	if string(closed.body) != "hello world!" {
 		t.Errorf("closed body %q", closed.body)
@@ -102,7 +102,7 @@ func TestStreamLifecycle(t *testing.T) {
 	if ct := closed.get("ETag"); ct == tag || !etagRE.MatchString(ct) {
 		t.Errorf("ETag after close = %q, was %q", ct, tag)
 	}
-	eof := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(12), nil)
+	eof := e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+e.tok(t, path, 12), nil)
 	wantHeader(t, eof, "Stream-Closed", "true")
 	wantHeader(t, eof, "Stream-Up-To-Date", "true")
 	if len(eof.body) != 0 {
@@ -114,7 +114,7 @@ func TestStreamLifecycle(t *testing.T) {
 	// is idempotent.
 	r = e.expect(t, http.StatusConflict, http.MethodPost, path, []byte("late"), "Content-Type", "text/plain")
 	wantHeader(t, r, "Stream-Closed", "true")
-	wantHeader(t, r, "Stream-Next-Offset", off(12))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 12))
 	r = e.expect(t, http.StatusNoContent, http.MethodPost, path, nil, "Stream-Closed", "true", "Content-Type", "application/nonsense")
 	wantHeader(t, r, "Stream-Closed", "true")
 	// Re-creating a closed stream without Stream-Closed is a conflict; with it, 200.
@@ -129,7 +129,7 @@ func TestStreamLifecycle(t *testing.T) {
 
 	// A new incarnation starts empty and never serves the old ETags.
 	r = e.expect(t, http.StatusCreated, http.MethodPut, path, nil, "Content-Type", "text/plain")
-	wantHeader(t, r, "Stream-Next-Offset", off(0))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 0))
 	fresh := e.expect(t, http.StatusOK, http.MethodGet, path, nil)
 	if len(fresh.body) != 0 || fresh.get("ETag") == tag {
 		t.Errorf("recreated stream: %v", fresh)
@@ -141,11 +141,11 @@ func TestCreateVariants(t *testing.T) {
 
 	r := e.expect(t, http.StatusCreated, http.MethodPut, sp("default-type"), []byte{0, 1, 2})
 	wantHeader(t, r, "Content-Type", "application/octet-stream")
-	wantHeader(t, r, "Stream-Next-Offset", off(3))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("default-type"), 3))
 
 	r = e.expect(t, http.StatusCreated, http.MethodPut, sp("closed-at-birth"), []byte("all"), "Content-Type", "text/plain", "Stream-Closed", "true")
 	wantHeader(t, r, "Stream-Closed", "true")
-	wantHeader(t, r, "Stream-Next-Offset", off(3))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("closed-at-birth"), 3))
 	r = e.expect(t, http.StatusOK, http.MethodGet, sp("closed-at-birth"), nil)
 	if string(r.body) != "all" {
 		t.Errorf("body %q", r.body)
@@ -194,10 +194,10 @@ func TestIdempotentProducer(t *testing.T) {
 	r := post(http.StatusOK, 0, 0, "a")
 	wantHeader(t, r, "Producer-Epoch", "0")
 	wantHeader(t, r, "Producer-Seq", "0")
-	wantHeader(t, r, "Stream-Next-Offset", off(1))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 1))
 	r = post(http.StatusNoContent, 0, 0, "a") // retry: deduplicated
 	wantHeader(t, r, "Producer-Seq", "0")
-	wantHeader(t, r, "Stream-Next-Offset", off(1))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 1))
 	post(http.StatusOK, 0, 1, "b")
 
 	r = post(http.StatusConflict, 0, 3, "d")
@@ -312,5 +312,5 @@ func TestSlidingTTL(t *testing.T) {
 	}
 	// An expired path can be created afresh.
 	r := e.expect(t, http.StatusCreated, http.MethodPut, sp("ttl-read"), nil, text...)
-	wantHeader(t, r, "Stream-Next-Offset", off(0))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("ttl-read"), 0))
 }

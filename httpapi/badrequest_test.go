@@ -45,23 +45,24 @@ func TestBadRequests(t *testing.T) {
 	cases := []badCase{
 		// Offsets.
 		{name: "offset garbage", target: fx + "?offset=garbage", want: 400},
-		{name: "offset comma", target: fx + "?offset=" + off(1) + "," + off(2), want: 400},
-		{name: "offset leading space", target: fx + "?offset=%20" + off(1), want: 400},
+		{name: "offset comma", target: fx + "?offset=" + e.tok(t, fx, 1) + "," + e.tok(t, fx, 2), want: 400},
+		{name: "offset leading space", target: fx + "?offset=%20" + e.tok(t, fx, 1), want: 400},
 		{name: "offset trailing space", target: fx + "?offset=-1%20", want: 400},
 		{name: "offset plus as space", target: fx + "?offset=-1+", want: 400},
 		{name: "offset empty", target: fx + "?offset=", want: 400},
 		{name: "offset repeated", target: fx + "?offset=-1&offset=-1", want: 400},
 		{name: "offset repeated differently", target: fx + "?offset=-1&offset=now", want: 400},
-		{name: "offset unknown segment", target: fx + "?offset=0000000000000001_0000000000000000", want: 400},
+		{name: "offset of another incarnation", target: fx + "?offset=0000000000009999_0000000000000000", want: 400},
+		{name: "offset of a stream before segments", target: fx + "?offset=" + off(1), want: 400},
 		{name: "offset short", target: fx + "?offset=0_0", want: 400},
 		{name: "offset wrong separator", target: fx + "?offset=0000000000000000-0000000000000001", want: 400},
 		{name: "offset -2", target: fx + "?offset=-2", want: 400},
 		{name: "offset NOW", target: fx + "?offset=NOW", want: 400},
-		{name: "offset beyond tail", target: fx + "?offset=" + off(uint64(len(fixture))+1), want: 400},
-		{name: "offset far beyond tail", target: fx + "?offset=" + off(protocol.MaxPosition), want: 400},
-		{name: "offset beyond tail long-poll", target: fx + "?live=long-poll&offset=" + off(uint64(len(fixture))+1), want: 400},
-		{name: "offset beyond tail sse", target: fx + "?live=sse&offset=" + off(uint64(len(fixture))+1), want: 400},
-		{name: "json offset inside a message", target: sp("jfix") + "?offset=" + off(1), want: 400},
+		{name: "offset beyond tail", target: fx + "?offset=" + e.tok(t, fx, uint64(len(fixture))+1), want: 400},
+		{name: "offset far beyond tail", target: fx + "?offset=" + e.tok(t, fx, protocol.MaxPosition), want: 400},
+		{name: "offset beyond tail long-poll", target: fx + "?live=long-poll&offset=" + e.tok(t, fx, uint64(len(fixture))+1), want: 400},
+		{name: "offset beyond tail sse", target: fx + "?live=sse&offset=" + e.tok(t, fx, uint64(len(fixture))+1), want: 400},
+		{name: "json offset inside a message", target: sp("jfix") + "?offset=" + e.tok(t, sp("jfix"), 1), want: 400},
 		{name: "live garbage", target: fx + "?offset=-1&live=garbage", want: 400},
 		{name: "live wrong case", target: fx + "?offset=-1&live=SSE", want: 400},
 		{name: "long-poll without offset", target: fx + "?live=long-poll", want: 400},
@@ -176,7 +177,7 @@ func TestBadRequests(t *testing.T) {
 		if !bytes.Equal(r.body, fixture) {
 			t.Fatalf("fixture changed: %q", truncate(r.body))
 		}
-		wantHeader(t, r, "Stream-Next-Offset", off(uint64(len(fixture))))
+		wantHeader(t, r, "Stream-Next-Offset", e.tok(t, fx, uint64(len(fixture))))
 		r = e.expect(t, http.StatusOK, http.MethodGet, sp("jfix"), nil)
 		if string(r.body) != jsonFixture {
 			t.Fatalf("json fixture changed: %q", r.body)

@@ -58,20 +58,16 @@ func negotiateEncoding(accept string) string {
 	return best
 }
 
-// writeMaybeCompressed writes a catch-up body, compressed when the client
-// accepts it. Live responses (SSE, long-poll waits) never come here.
-func (s *Server) writeMaybeCompressed(c echo.Context, contentType string, body []byte) error {
+// writeEncoded writes a catch-up body in the content coding enc ("" for
+// identity), chosen by responseEncoding. Live responses (SSE, long-poll
+// waits) never come here.
+func (s *Server) writeEncoded(c echo.Context, contentType string, body []byte, enc string) error {
 	h := c.Response().Header()
-	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
-	enc := ""
-	if s.cfg.Compression && len(body) >= minCompressBytes {
-		enc = negotiateEncoding(c.Request().Header.Get(echo.HeaderAcceptEncoding))
-	}
 	if enc == "" {
 		return c.Blob(http.StatusOK, contentType, body)
 	}
 	pool := &s.pools.gzip
-	if enc == "deflate" {
+	if enc == encodingDeflate {
 		pool = &s.pools.deflate
 	}
 	zw := pool.Get().(resetWriter)

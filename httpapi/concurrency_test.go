@@ -119,7 +119,7 @@ func TestConcurrentAppendsAndReaders(t *testing.T) {
 	if len(acks) != writers*perWriter {
 		t.Fatalf("%d acknowledged appends, want %d", len(acks), writers*perWriter)
 	}
-	wantHeader(t, r, "Stream-Next-Offset", off(uint64(len(want))))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, uint64(len(want))))
 
 	conns := map[bool]int{}
 	for i := 0; i < sseReaders+pollReaders; i++ {

@@ -23,9 +23,9 @@ func TestConflictBodies(t *testing.T) {
 		body     string
 		hdr      []string
 		wantBody string
-		// closedAt, if set, is the Stream-Next-Offset of a closed stream's
-		// answer, which must carry Stream-Closed: true.
-		closedAt string
+		// closedAt, if set, is the position of the Stream-Next-Offset of a
+		// closed stream's answer, which must carry Stream-Closed: true.
+		closedAt uint64
 	}{
 		{name: "content type mismatch", method: http.MethodPost, target: sp("s"), body: "[1]",
 			hdr: []string{"Content-Type", "application/json"}, wantBody: "Content-type mismatch"},
@@ -47,16 +47,16 @@ func TestConflictBodies(t *testing.T) {
 			},
 			method: http.MethodPut, target: sp("s"), hdr: text, wantBody: "stream was deleted but still has active forks"},
 		{name: "append to closed stream", setup: closeStream(nil),
-			method: http.MethodPost, target: sp("s"), body: "c", hdr: text, wantBody: "Stream is closed", closedAt: off(2)},
+			method: http.MethodPost, target: sp("s"), body: "c", hdr: text, wantBody: "Stream is closed", closedAt: 2},
 		{name: "close-only by another producer", setup: closeStream(producer("p", "0", "0")),
 			method: http.MethodPost, target: sp("s"), hdr: producer("q", "0", "0", "Stream-Closed", "true"),
-			wantBody: "Stream is closed", closedAt: off(2)},
+			wantBody: "Stream is closed", closedAt: 2},
 		{name: "close-only by the closing producer with a later seq", setup: closeStream(producer("p", "0", "0")),
 			method: http.MethodPost, target: sp("s"), hdr: producer("p", "0", "1", "Stream-Closed", "true"),
-			wantBody: "Stream is closed", closedAt: off(2)},
+			wantBody: "Stream is closed", closedAt: 2},
 		{name: "producer close-only on a stream closed without producer", setup: closeStream(nil),
 			method: http.MethodPost, target: sp("s"), hdr: producer("q", "0", "0", "Stream-Closed", "true"),
-			wantBody: "Stream is closed", closedAt: off(2)},
+			wantBody: "Stream is closed", closedAt: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,9 +73,9 @@ func TestConflictBodies(t *testing.T) {
 			if !strings.HasPrefix(string(r.body), tc.wantBody) {
 				t.Errorf("body %q, want it to begin with %q", r.body, tc.wantBody)
 			}
-			if tc.closedAt != "" {
+			if tc.closedAt != 0 {
 				wantHeader(t, r, "Stream-Closed", "true")
-				wantHeader(t, r, "Stream-Next-Offset", tc.closedAt)
+				wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("s"), tc.closedAt))
 			} else {
 				wantNoHeader(t, r, "Stream-Closed")
 			}
@@ -104,8 +104,8 @@ func TestCloseOnlyOnClosedStream(t *testing.T) {
 		"without producer headers":     {"Stream-Closed", "true"},
 	} {
 		r := e.expect(t, http.StatusNoContent, http.MethodPost, sp("s"), nil, hdr...)
-		if r.get("Stream-Closed") != "true" || r.get("Stream-Next-Offset") != off(2) {
-			t.Errorf("%s: headers %v, want Stream-Closed: true at %s", name, r.header, off(2))
+		if tail := e.tok(t, sp("s"), 2); r.get("Stream-Closed") != "true" || r.get("Stream-Next-Offset") != tail {
+			t.Errorf("%s: headers %v, want Stream-Closed: true at %s", name, r.header, tail)
 		}
 	}
 }

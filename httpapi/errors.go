@@ -59,7 +59,7 @@ func toAPIError(err error) *apiError {
 	case errors.As(err, &closed):
 		return newError(http.StatusConflict, "Stream is closed").
 			with(protocol.HeaderStreamClosed, "true").
-			with(protocol.HeaderStreamNextOffset, protocol.FormatOffset(closed.Tail))
+			with(protocol.HeaderStreamNextOffset, closed.Offsets.Format(closed.Tail))
 	case errors.As(err, &stale):
 		return newError(http.StatusForbidden, "stale producer epoch").
 			with(protocol.HeaderProducerEpoch, strconv.FormatUint(stale.Current, 10))

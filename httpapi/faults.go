@@ -453,7 +453,12 @@ func dropConnection(c echo.Context) {
 }
 
 // writeInjectedStatus answers with a fault's status.
+// injectedKey marks a response as an injected fault's (echo.Context), so
+// its 5xx is not logged as a failure of streamd.
+const injectedKey = "streamd.injected"
+
 func writeInjectedStatus(c echo.Context, f Fault) error {
+	c.Set(injectedKey, true)
 	h := c.Response().Header()
 	if f.RetryAfter != nil {
 		h.Set("Retry-After", strconv.Itoa(*f.RetryAfter))

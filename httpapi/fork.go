@@ -24,13 +24,13 @@ func (s *Server) fork(c echo.Context, path string) error {
 	_, offsetSet := hdr[protocol.HeaderStreamForkOffset]
 	req.AtTail = !offsetSet
 	if offsetSet {
-		kind, pos, err := protocol.ParseOffset(hdr.Get(protocol.HeaderStreamForkOffset))
+		kind, segment, pos, err := protocol.ParseOffsetSegment(hdr.Get(protocol.HeaderStreamForkOffset))
 		if err != nil {
 			return newError(http.StatusBadRequest, "malformed Stream-Fork-Offset")
 		}
 		switch kind {
 		case protocol.OffsetAt:
-			req.Offset = pos
+			req.Offset, req.OffsetSegment, req.OffsetIsToken = pos, segment, true
 		case protocol.OffsetTail:
 			req.AtTail = true
 		}

@@ -25,13 +25,13 @@ func TestForkReadsThroughTheRouter(t *testing.T) {
 	e.expect(t, http.StatusCreated, http.MethodPut, sp("a"), []byte(strings.Repeat("a", 30)), text...)
 	e.expect(t, http.StatusNoContent, http.MethodPost, sp("a"), []byte(strings.Repeat("A", 30)), text...)
 	r := e.expect(t, http.StatusCreated, http.MethodPut, sp("b"), []byte(strings.Repeat("b", 20)),
-		forkHeaders("a", "Stream-Fork-Offset", off(30), "Stream-Fork-Sub-Offset", "5")...)
-	wantHeader(t, r, "Stream-Next-Offset", off(55))
+		forkHeaders("a", "Stream-Fork-Offset", e.tok(t, sp("a"), 30), "Stream-Fork-Sub-Offset", "5")...)
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("b"), 55))
 	wantHeader(t, r, "Content-Type", "text/plain")
 	wantNoHeader(t, r, "Stream-Forked-From")
-	e.expect(t, http.StatusCreated, http.MethodPut, sp("c"), []byte(strings.Repeat("c", 10)), forkHeaders("b", "Stream-Fork-Offset", off(40))...)
+	e.expect(t, http.StatusCreated, http.MethodPut, sp("c"), []byte(strings.Repeat("c", 10)), forkHeaders("b", "Stream-Fork-Offset", e.tok(t, sp("b"), 40))...)
 	want := strings.Repeat("a", 30) + "AAAAA" + strings.Repeat("b", 5) + strings.Repeat("c", 10)
-	if got, next := e.readAll(t, sp("c")); string(got) != want || next != off(50) {
+	if got, next := e.readAll(t, sp("c")); string(got) != want || next != e.tok(t, sp("c"), 50) {
 		t.Fatalf("fork chain reads %q (next %s); want %q", got, next, want)
 	}
 	// Compressed catch-up of the whole chain in one response.
@@ -42,7 +42,7 @@ func TestForkReadsThroughTheRouter(t *testing.T) {
 	wantHeader(t, r, "Content-Encoding", "gzip")
 
 	e.expect(t, http.StatusCreated, http.MethodPut, sp("j"), []byte(`[1,2,3]`), "Content-Type", "application/json")
-	e.expect(t, http.StatusCreated, http.MethodPut, sp("jf"), []byte(`[4]`), forkHeaders("j", "Stream-Fork-Offset", off(0), "Stream-Fork-Sub-Offset", "2")...)
+	e.expect(t, http.StatusCreated, http.MethodPut, sp("jf"), []byte(`[4]`), forkHeaders("j", "Stream-Fork-Offset", e.tok(t, sp("j"), 0), "Stream-Fork-Sub-Offset", "2")...)
 	r = e.expect(t, http.StatusOK, http.MethodGet, sp("jf")+"?offset=-1", nil)
 	var msgs []int
 	if err := json.Unmarshal(r.body, &msgs); err != nil || len(msgs) != 3 || msgs[0] != 1 || msgs[1] != 2 || msgs[2] != 4 {
@@ -65,7 +65,7 @@ func TestForkLiveReads(t *testing.T) {
 	sse.next(t, 5*time.Second) // control
 	poll := make(chan *response, 1)
 	go func() {
-		r, _ := e.request(context.Background(), http.MethodGet, sp("f")+"?offset="+off(3)+"&live=long-poll", nil)
+		r, _ := e.request(context.Background(), http.MethodGet, sp("f")+"?offset="+e.tok(t, sp("s"), 3)+"&live=long-poll", nil)
 		poll <- r
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -123,13 +123,13 @@ func TestForkRequestErrors(t *testing.T) {
 		hdr  []string
 		want int
 	}{
-		{[]string{"Stream-Fork-Offset", off(0)}, http.StatusBadRequest},
+		{[]string{"Stream-Fork-Offset", e.tok(t, sp("s"), 0)}, http.StatusBadRequest},
 		{[]string{"Stream-Fork-Sub-Offset", "0"}, http.StatusBadRequest},
 		{forkHeaders("s", "Stream-Fork-Sub-Offset", "1"), http.StatusBadRequest},
-		{forkHeaders("s", "Stream-Fork-Offset", off(0), "Stream-Fork-Sub-Offset", "-1"), http.StatusBadRequest},
-		{forkHeaders("s", "Stream-Fork-Offset", off(0), "Stream-Fork-Sub-Offset", "01"), http.StatusBadRequest},
+		{forkHeaders("s", "Stream-Fork-Offset", e.tok(t, sp("s"), 0), "Stream-Fork-Sub-Offset", "-1"), http.StatusBadRequest},
+		{forkHeaders("s", "Stream-Fork-Offset", e.tok(t, sp("s"), 0), "Stream-Fork-Sub-Offset", "01"), http.StatusBadRequest},
 		{forkHeaders("s", "Stream-Fork-Offset", "garbage"), http.StatusBadRequest},
-		{forkHeaders("s", "Stream-Fork-Offset", off(6)), http.StatusBadRequest},
+		{forkHeaders("s", "Stream-Fork-Offset", e.tok(t, sp("s"), 6)), http.StatusBadRequest},
 		{[]string{"Stream-Forked-From", "s"}, http.StatusBadRequest},
 		{[]string{"Stream-Forked-From", sp("a/../s")}, http.StatusBadRequest},
 		{forkHeaders("missing"), http.StatusNotFound},

@@ -30,18 +30,22 @@ func setHeader(h http.Header, key, value string) {
 type fixedHeaders struct {
 	nosniff, crossOrigin, anyOrigin, exposed []string
 	upToDate, closed, noStore, catchUp       []string
+	varyEncoding                             []string
 }
 
-func newFixedHeaders() fixedHeaders {
+// newFixedHeaders builds the shared values; privateCache makes cacheable
+// answers "private" (Config.PrivateCache).
+func newFixedHeaders(privateCache bool) fixedHeaders {
 	one := func(v string) []string { return []string{v}[:1:1] }
 	return fixedHeaders{
-		nosniff:     one("nosniff"),
-		crossOrigin: one("cross-origin"),
-		anyOrigin:   one("*"),
-		exposed:     one(exposedResponseHeaders),
-		upToDate:    one("true"),
-		closed:      one("true"),
-		noStore:     one(cacheNever),
-		catchUp:     one(cacheCatchUp),
+		nosniff:      one("nosniff"),
+		crossOrigin:  one("cross-origin"),
+		anyOrigin:    one("*"),
+		exposed:      one(exposedResponseHeaders),
+		upToDate:     one("true"),
+		closed:       one("true"),
+		noStore:      one(cacheNever),
+		catchUp:      one(catchUpValue(cacheScope(privateCache), catchUpMaxAge, catchUpStaleRevalidate)),
+		varyEncoding: one("Accept-Encoding"),
 	}
 }

@@ -461,3 +461,22 @@ func (s *sseStream) expectQuiet(t *testing.T, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// tok returns the offset token of pos in the stream at target (a stream
+// path), in the stream's own segment, read from a HEAD: each incarnation's
+// tokens carry its id. Not for a fork's inherited positions, which carry
+// its source's segment.
+func (e *env) tok(t testing.TB, target string, pos uint64) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := e.request(ctx, http.MethodHead, target, nil)
+	if err != nil || r.status != http.StatusOK {
+		t.Fatalf("HEAD %s for its offsets: %v %v", target, r, err)
+	}
+	_, seg, _, err := protocol.ParseOffsetSegment(r.get("Stream-Next-Offset"))
+	if err != nil {
+		t.Fatalf("HEAD %s: Stream-Next-Offset %q: %v", target, r.get("Stream-Next-Offset"), err)
+	}
+	return protocol.FormatOffsetIn(seg, pos)
+}

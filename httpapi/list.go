@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/streamd/streamd/protocol"
 )
 
 // ListPath is the operators' endpoint listing streams, paginated and by
@@ -99,7 +97,7 @@ func (s *Server) listPage(q url.Values) (*ListPage, error) {
 		}
 		ls := ListedStream{
 			Path: l.Path, ContentType: l.Meta.ContentType, CreatedAt: l.Meta.CreatedAt.UTC().Format(time.RFC3339Nano),
-			NextOffset: protocol.FormatOffset(l.Tail), Bytes: l.Tail, Closed: l.Meta.Closed,
+			NextOffset: l.Meta.OffsetSegments().Format(l.Tail), Bytes: l.Tail, Closed: l.Meta.Closed,
 		}
 		if l.Meta.HasTTL {
 			secs := int64(l.Meta.TTL / time.Second)

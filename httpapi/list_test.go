@@ -60,8 +60,8 @@ func TestListStreams(t *testing.T) {
 	if len(page.Streams) != 1 {
 		t.Fatalf("prefix chat/2: %+v", page)
 	}
-	if s := page.Streams[0]; s.Bytes != 5 || !s.Closed || s.ContentType != "text/plain" || s.NextOffset != off(5) {
-		t.Errorf("chat/2 listed as %+v; want 5 bytes, closed, text/plain, next offset %s", s, off(5))
+	if s, tail := page.Streams[0], e.tok(t, sp("chat/2"), 5); s.Bytes != 5 || !s.Closed || s.ContentType != "text/plain" || s.NextOffset != tail {
+		t.Errorf("chat/2 listed as %+v; want 5 bytes, closed, text/plain, next offset %s", s, tail)
 	}
 	if s := list("?prefix=chat/fork").Streams[0]; s.ForkedFrom != "chat/2" || s.Bytes != 5 {
 		t.Errorf("chat/fork listed as %+v; want forked from chat/2 with 5 bytes", s)

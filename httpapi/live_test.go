@@ -72,7 +72,7 @@ func TestLongPollTimeout(t *testing.T) {
 	path := sp("lp-timeout")
 	e.expect(t, http.StatusCreated, http.MethodPut, path, []byte("abc"), "Content-Type", "text/plain")
 
-	for _, offset := range []string{off(3), "now"} {
+	for _, offset := range []string{e.tok(t, path, 3), "now"} {
 		res := await(t, e.longPoll(path+"?live=long-poll&offset="+offset), 5*time.Second)
 		r := res.r
 		if r.status != http.StatusNoContent {
@@ -84,7 +84,7 @@ func TestLongPollTimeout(t *testing.T) {
 		if len(r.body) != 0 {
 			t.Errorf("204 with body %q", r.body)
 		}
-		wantHeader(t, r, "Stream-Next-Offset", off(3))
+		wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, 3))
 		wantHeader(t, r, "Stream-Up-To-Date", "true")
 		wantNoHeader(t, r, "Stream-Closed")
 		cursorOf(t, r)
@@ -98,23 +98,23 @@ func TestLongPollDelivery(t *testing.T) {
 	e.expect(t, http.StatusCreated, http.MethodPut, path, []byte("abc"), text...)
 
 	// Behind the tail: data at once.
-	res := await(t, e.longPoll(path+"?live=long-poll&offset="+off(1)), 2*time.Second)
+	res := await(t, e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, 1)), 2*time.Second)
 	if res.r.status != http.StatusOK || string(res.r.body) != "bc" {
 		t.Fatalf("long-poll behind the tail: %v", res.r)
 	}
-	wantHeader(t, res.r, "Stream-Next-Offset", off(3))
+	wantHeader(t, res.r, "Stream-Next-Offset", e.tok(t, path, 3))
 	wantHeader(t, res.r, "Stream-Up-To-Date", "true")
 	cursorOf(t, res.r)
 
 	// At the tail: waits, then returns exactly the new data.
-	ch := e.longPoll(path + "?live=long-poll&offset=" + off(3))
+	ch := e.longPoll(path + "?live=long-poll&offset=" + e.tok(t, path, 3))
 	notYet(t, ch, 200*time.Millisecond)
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, []byte("def"), text...)
 	res = await(t, ch, 5*time.Second)
 	if res.r.status != http.StatusOK || string(res.r.body) != "def" {
 		t.Fatalf("woken long-poll: %v", res.r)
 	}
-	wantHeader(t, res.r, "Stream-Next-Offset", off(6))
+	wantHeader(t, res.r, "Stream-Next-Offset", e.tok(t, path, 6))
 	wantHeader(t, res.r, "Stream-Up-To-Date", "true")
 	wantHeader(t, res.r, "Content-Type", "text/plain")
 	wantNoHeader(t, res.r, "Stream-Closed")
@@ -128,24 +128,24 @@ func TestLongPollDelivery(t *testing.T) {
 	if res.r.status != http.StatusOK || string(res.r.body) != "ghi" {
 		t.Fatalf("offset=now long-poll: %v", res.r)
 	}
-	wantHeader(t, res.r, "Stream-Next-Offset", off(9))
+	wantHeader(t, res.r, "Stream-Next-Offset", e.tok(t, path, 9))
 
 	// A client cursor at or beyond the current interval gets a strictly
 	// greater one, so collapsed CDN entries are not replayed.
 	for _, client := range []int64{cur, cur + 1000} {
-		res = await(t, e.longPoll(path+"?live=long-poll&offset="+off(0)+"&cursor="+strconv.FormatInt(client, 10)), 2*time.Second)
+		res = await(t, e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, 0)+"&cursor="+strconv.FormatInt(client, 10)), 2*time.Second)
 		if got := cursorOf(t, res.r); got <= client {
 			t.Errorf("client cursor %d: got %d, want greater", client, got)
 		}
 	}
 	// A stale client cursor gets the current interval.
-	res = await(t, e.longPoll(path+"?live=long-poll&offset="+off(0)+"&cursor=1"), 2*time.Second)
+	res = await(t, e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, 0)+"&cursor=1"), 2*time.Second)
 	if got := cursorOf(t, res.r); got != cur && got != cur+1 { // the interval may tick meanwhile
 		t.Errorf("stale cursor: got %d, want current %d", got, cur)
 	}
 
 	// Closing while waiting ends the wait with EOF.
-	ch = e.longPoll(path + "?live=long-poll&offset=" + off(9))
+	ch = e.longPoll(path + "?live=long-poll&offset=" + e.tok(t, path, 9))
 	notYet(t, ch, 200*time.Millisecond)
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, nil, "Stream-Closed", "true")
 	res = await(t, ch, 2*time.Second)
@@ -154,18 +154,18 @@ func TestLongPollDelivery(t *testing.T) {
 	}
 	wantHeader(t, res.r, "Stream-Closed", "true")
 	wantHeader(t, res.r, "Stream-Up-To-Date", "true")
-	wantHeader(t, res.r, "Stream-Next-Offset", off(9))
+	wantHeader(t, res.r, "Stream-Next-Offset", e.tok(t, path, 9))
 
 	// Closed and at the tail: immediate 204 EOF.
-	res = await(t, e.longPoll(path+"?live=long-poll&offset="+off(9)), 2*time.Second)
+	res = await(t, e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, 9)), 2*time.Second)
 	if res.r.status != http.StatusNoContent || res.elapsed > time.Second {
 		t.Fatalf("long-poll at the tail of a closed stream: %v after %v", res.r, res.elapsed)
 	}
 	wantHeader(t, res.r, "Stream-Closed", "true")
 	wantHeader(t, res.r, "Stream-Up-To-Date", "true")
-	wantHeader(t, res.r, "Stream-Next-Offset", off(9))
+	wantHeader(t, res.r, "Stream-Next-Offset", e.tok(t, path, 9))
 	// Behind the tail of a closed stream: the final data, marked closed.
-	res = await(t, e.longPoll(path+"?live=long-poll&offset="+off(6)), 2*time.Second)
+	res = await(t, e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, 6)), 2*time.Second)
 	if res.r.status != http.StatusOK || string(res.r.body) != "ghi" {
 		t.Fatalf("long-poll on closed stream: %v", res.r)
 	}
@@ -174,7 +174,7 @@ func TestLongPollDelivery(t *testing.T) {
 	// Append-and-close while waiting delivers the data with Stream-Closed.
 	p2 := sp("lp-close-data")
 	e.expect(t, http.StatusCreated, http.MethodPut, p2, nil, text...)
-	ch = e.longPoll(p2 + "?live=long-poll&offset=" + off(0))
+	ch = e.longPoll(p2 + "?live=long-poll&offset=" + e.tok(t, p2, 0))
 	notYet(t, ch, 200*time.Millisecond)
 	e.expect(t, http.StatusNoContent, http.MethodPost, p2, []byte("bye"), "Content-Type", "text/plain", "Stream-Closed", "true")
 	res = await(t, ch, 2*time.Second)
@@ -186,7 +186,7 @@ func TestLongPollDelivery(t *testing.T) {
 	// Deleting while waiting ends the wait with 404.
 	p3 := sp("lp-delete")
 	e.expect(t, http.StatusCreated, http.MethodPut, p3, nil, text...)
-	ch = e.longPoll(p3 + "?live=long-poll&offset=" + off(0))
+	ch = e.longPoll(p3 + "?live=long-poll&offset=" + e.tok(t, p3, 0))
 	notYet(t, ch, 200*time.Millisecond)
 	e.expect(t, http.StatusNoContent, http.MethodDelete, p3, nil)
 	if res = await(t, ch, 2*time.Second); res.r.status != http.StatusNotFound {
@@ -196,7 +196,7 @@ func TestLongPollDelivery(t *testing.T) {
 	// JSON streams answer with an array of the new messages.
 	p4 := sp("lp-json")
 	e.expect(t, http.StatusCreated, http.MethodPut, p4, []byte(`[1]`), "Content-Type", "application/json")
-	ch = e.longPoll(p4 + "?live=long-poll&offset=" + off(1))
+	ch = e.longPoll(p4 + "?live=long-poll&offset=" + e.tok(t, p4, 1))
 	notYet(t, ch, 100*time.Millisecond)
 	e.expect(t, http.StatusNoContent, http.MethodPost, p4, []byte(`[2,{"x":3}]`), "Content-Type", "application/json")
 	if res = await(t, ch, 2*time.Second); string(res.r.body) != `[2,{"x":3}]` {
@@ -230,7 +230,7 @@ func TestLiveResponsesNotCompressed(t *testing.T) {
 		}
 	})
 	t.Run("long-poll woken", func(t *testing.T) {
-		ch := e.longPoll(path+"?live=long-poll&offset="+off(uint64(len(data))), gz...)
+		ch := e.longPoll(path+"?live=long-poll&offset="+e.tok(t, path, uint64(len(data))), gz...)
 		notYet(t, ch, 200*time.Millisecond)
 		e.expect(t, http.StatusNoContent, http.MethodPost, path, data, "Content-Type", "text/plain")
 		res := await(t, ch, 2*time.Second)
@@ -280,8 +280,8 @@ func TestSSEBinary(t *testing.T) {
 			t.Fatalf("event %q (%q), want control", ev.event, ev.data)
 		}
 		c := parseControl(t, ev.data)
-		if *c.StreamNextOffset != off(next) {
-			t.Errorf("streamNextOffset %s, want %s", *c.StreamNextOffset, off(next))
+		if want := e.tok(t, path, next); *c.StreamNextOffset != want {
+			t.Errorf("streamNextOffset %s, want %s", *c.StreamNextOffset, want)
 		}
 		if closed {
 			if c.StreamClosed == nil || !*c.StreamClosed {
@@ -327,7 +327,7 @@ func TestSSEBinary(t *testing.T) {
 
 	// Reconnecting at the tail of the closed stream: one closing control
 	// and the end.
-	s = e.openSSE(t, path+"?live=sse&offset="+off(uint64(len(want))))
+	s = e.openSSE(t, path+"?live=sse&offset="+e.tok(t, path, uint64(len(want))))
 	c := expectControlOn(t, s)
 	if c.StreamClosed == nil || !*c.StreamClosed || (c.UpToDate != nil && !*c.UpToDate) {
 		t.Errorf("control at closed tail: %+v", c)
@@ -368,7 +368,7 @@ func TestSSEText(t *testing.T) {
 		t.Errorf("text stream has Stream-SSE-Data-Encoding %q", enc)
 	}
 	c := expectControlOn(t, s)
-	if c.UpToDate == nil || !*c.UpToDate || c.StreamCursor == nil || *c.StreamNextOffset != off(0) {
+	if c.UpToDate == nil || !*c.UpToDate || c.StreamCursor == nil || *c.StreamNextOffset != e.tok(t, path, 0) {
 		t.Errorf("initial control %+v", c)
 	}
 	s.expectQuiet(t, 150*time.Millisecond)
@@ -423,7 +423,7 @@ func TestSSECatchUpChunks(t *testing.T) {
 		}
 		got += ev.data
 		c := expectControlOn(t, s)
-		if *c.StreamNextOffset != off(uint64(len(got))) {
+		if *c.StreamNextOffset != e.tok(t, path, uint64(len(got))) {
 			t.Fatalf("streamNextOffset %s after %d bytes", *c.StreamNextOffset, len(got))
 		}
 		upToDate := c.UpToDate != nil && *c.UpToDate
@@ -553,7 +553,7 @@ func TestLongPollTimeoutNeverSkipsData(t *testing.T) {
 	seen := make([][]byte, readers)
 	for r := range readers {
 		wg.Go(func() {
-			offset := off(0)
+			offset := e.tok(t, sp("s"), 0)
 			for {
 				// A 204 to a request sent after the last append means the
 				// reader has everything.

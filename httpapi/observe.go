@@ -115,7 +115,7 @@ func (s *Server) finish(c echo.Context, start time.Time, err error) {
 		return
 	}
 	r := c.Request()
-	if w.Status >= 500 {
+	if w.Status >= 500 && c.Get(injectedKey) == nil {
 		msg := http.StatusText(w.Status)
 		if err != nil {
 			msg = err.Error()

@@ -3,8 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -13,17 +11,15 @@ import (
 	"github.com/streamd/streamd/protocol"
 )
 
-const (
-	cacheCatchUp = "public, max-age=60, stale-while-revalidate=300"
-	cacheNever   = "no-store"
-)
+const cacheNever = "no-store"
 
 // readQuery is a parsed GET query.
 type readQuery struct {
-	kind   protocol.OffsetKind
-	pos    uint64
-	live   string // "", "long-poll" or "sse"
-	cursor string
+	kind    protocol.OffsetKind
+	segment uint64 // of an OffsetAt token: checked against the stream's
+	pos     uint64
+	live    string // "", "long-poll" or "sse"
+	cursor  string
 }
 
 func parseReadQuery(c echo.Context) (readQuery, error) {
@@ -37,7 +33,7 @@ func parseReadQuery(c echo.Context) (readQuery, error) {
 		return q, newError(http.StatusBadRequest, "empty offset")
 	case present:
 		var err error
-		if q.kind, q.pos, err = protocol.ParseOffset(offsets[0]); err != nil {
+		if q.kind, q.segment, q.pos, err = protocol.ParseOffsetSegment(offsets[0]); err != nil {
 			return q, newError(http.StatusBadRequest, "malformed offset")
 		}
 	default:
@@ -119,31 +115,6 @@ func (s *Server) sequentialChunk(snap *actors.Snapshot, pos uint64) (chunk, erro
 	return ch, nil
 }
 
-func etag(snap *actors.Snapshot, from, end uint64) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	b.WriteString(strconv.FormatUint(snap.ID, 10))
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatUint(from, 10))
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatUint(end, 10))
-	if snap.Closed {
-		b.WriteString(":c") // closure must change the ETag (§10.1)
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func etagMatches(ifNoneMatch, tag string) bool {
-	for _, t := range strings.Split(ifNoneMatch, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Server) read(c echo.Context, path string) error {
 	q, err := parseReadQuery(c)
 	if err != nil {
@@ -162,6 +133,12 @@ func (s *Server) read(c echo.Context, path string) error {
 	case protocol.OffsetTail:
 		pos = snap.Tail
 	}
+	if q.kind == protocol.OffsetAt && !snap.Offsets.Accepts(q.segment, pos) {
+		// A token this incarnation never issued: most likely one of a
+		// stream deleted and created again at this path (§8: offsets are
+		// valid for the lifetime of their stream).
+		return newError(http.StatusBadRequest, "offset is from another incarnation of this stream")
+	}
 	if pos > snap.Tail {
 		return newError(http.StatusBadRequest, "offset is beyond the tail of the stream")
 	}
@@ -169,23 +146,32 @@ func (s *Server) read(c echo.Context, path string) error {
 	case "sse":
 		return s.serveSSE(c, path, snap, pos, q.cursor)
 	case "long-poll":
-		return s.longPoll(c, path, snap, pos, q.cursor)
+		return s.longPoll(c, path, snap, pos, liveAnswer{cursor: s.cfg.Cursor.Next(q.cursor), fromNow: q.kind == protocol.OffsetTail})
 	}
 	if q.kind == protocol.OffsetTail {
 		return s.writeTail(c, snap, http.StatusOK, "")
 	}
-	return s.writeChunk(c, snap, pos, "")
+	return s.writeChunk(c, snap, pos, liveAnswer{})
+}
+
+// liveAnswer is what a long-poll answer carries beyond a catch-up one: its
+// cursor, and whether the request asked for offset=now, whose answers are
+// never cached (the same URL means a later position at every append). The
+// zero value is a catch-up answer.
+type liveAnswer struct {
+	cursor  string
+	fromNow bool
 }
 
 // writeChunk answers with the data at pos (catch-up, or a long-poll that
-// found data). cursor is set for live responses.
-func (s *Server) writeChunk(c echo.Context, snap *actors.Snapshot, pos uint64, cursor string) error {
+// found data).
+func (s *Server) writeChunk(c echo.Context, snap *actors.Snapshot, pos uint64, live liveAnswer) error {
 	ch, err := s.sequentialChunk(snap, pos)
 	if err != nil {
 		return err
 	}
 	defer s.release(ch)
-	return s.writeBody(c, snap, pos, ch, cursor)
+	return s.writeBody(c, snap, pos, ch, live)
 }
 
 // maxPooledBuffer bounds buffers kept for reuse, so one huge JSON chunk does
@@ -210,41 +196,48 @@ func (s *Server) release(ch chunk) {
 	s.bufs.Put(ch.buf)
 }
 
-func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch chunk, cursor string) error {
+func (s *Server) writeBody(c echo.Context, snap *actors.Snapshot, pos uint64, ch chunk, live liveAnswer) error {
 	h := c.Response().Header()
-	tag := etag(snap, pos, ch.end)
+	enc := ""
+	if live.cursor == "" {
+		// Live responses are never compressed: they are latency-bound and
+		// usually small, and compressing per reader would cost CPU at
+		// fan-out.
+		enc = s.responseEncoding(c, len(ch.body))
+	}
+	tag := etag(snap, pos, ch.end, enc)
 	setHeader(h, headerETag, tag)
-	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(ch.end))
+	setHeader(h, protocol.HeaderStreamNextOffset, snap.Offset(ch.end))
 	if ch.upToDate {
 		h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	}
 	if ch.closed {
 		h[protocol.HeaderStreamClosed] = s.fixed.closed
 	}
-	if cursor != "" {
-		setHeader(h, protocol.HeaderStreamCursor, cursor)
+	if live.cursor != "" {
+		setHeader(h, protocol.HeaderStreamCursor, live.cursor)
 	}
-	if ch.end == pos && !ch.closed {
-		h[headerCacheControl] = s.fixed.noStore // an empty tail answer goes stale at the next append
+	if (ch.end == pos && !ch.closed) || live.fromNow {
+		// An empty tail answer goes stale at the next append; offset=now
+		// names a different position after it.
+		h[headerCacheControl] = s.fixed.noStore
 	} else {
-		h[headerCacheControl] = s.fixed.catchUp
+		s.setCatchUpCache(h, snap)
 	}
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	if cursor != "" {
-		// Live responses are never compressed: they are latency-bound and
-		// usually small, and compressing per reader would cost CPU at fan-out.
+	if live.cursor != "" {
 		return c.Blob(http.StatusOK, snap.ContentType, ch.body)
 	}
-	return s.writeMaybeCompressed(c, snap.ContentType, ch.body)
+	return s.writeEncoded(c, snap.ContentType, ch.body, enc)
 }
 
 // writeTail answers at the tail without data: offset=now catch-up reads
 // (status 200) and long-polls that time out or hit a closed stream (204).
 func (s *Server) writeTail(c echo.Context, snap *actors.Snapshot, status int, cursor string) error {
 	h := c.Response().Header()
-	setHeader(h, protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
+	setHeader(h, protocol.HeaderStreamNextOffset, snap.Offset(snap.Tail))
 	h[protocol.HeaderStreamUpToDate] = s.fixed.upToDate
 	if snap.Closed {
 		h[protocol.HeaderStreamClosed] = s.fixed.closed
@@ -262,19 +255,18 @@ func (s *Server) writeTail(c echo.Context, snap *actors.Snapshot, status int, cu
 	return c.Blob(status, snap.ContentType, body)
 }
 
-func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, pos uint64, clientCursor string) error {
-	cur := s.cfg.Cursor.Next(clientCursor)
+func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, pos uint64, live liveAnswer) error {
 	if pos < snap.Tail {
-		return s.writeChunk(c, snap, pos, cur)
+		return s.writeChunk(c, snap, pos, live)
 	}
 	if snap.Closed {
-		return s.writeTail(c, snap, http.StatusNoContent, cur)
+		return s.writeTail(c, snap, http.StatusNoContent, live.cursor)
 	}
 	d, err := s.streams.Wait(c.Request().Context(), path, pos, s.cfg.LongPollTimeout, s.cfg.Draining)
 	switch {
 	case err == nil:
 	case errors.Is(err, actors.ErrBehind):
-		return s.reread(c, path, pos, cur)
+		return s.reread(c, path, pos, live)
 	case errors.Is(err, actors.ErrWaitTimeout):
 		_, now, err := s.streams.Open(c.Request().Context(), path)
 		if err != nil {
@@ -283,9 +275,9 @@ func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, po
 		if now.Tail > pos {
 			// Data became durable between the wait's end and this look: a
 			// 204 at the new tail would make the client skip it.
-			return s.writeChunk(c, now, pos, cur)
+			return s.writeChunk(c, now, pos, live)
 		}
-		return s.writeTail(c, now, http.StatusNoContent, cur)
+		return s.writeTail(c, now, http.StatusNoContent, live.cursor)
 	default:
 		return err
 	}
@@ -299,21 +291,21 @@ func (s *Server) longPoll(c echo.Context, path string, snap *actors.Snapshot, po
 	after := *snap
 	after.Tail, after.Closed = d.End, d.Closed
 	if d.End == d.Start {
-		return s.writeTail(c, &after, http.StatusNoContent, cur)
+		return s.writeTail(c, &after, http.StatusNoContent, live.cursor)
 	}
 	if d.Start != pos || len(d.Body()) > s.cfg.MaxChunkBytes {
-		return s.reread(c, path, pos, cur)
+		return s.reread(c, path, pos, live)
 	}
 	// The delta is shared by every waiter woken by this commit: no storage
 	// read and no re-encoding per reader.
-	return s.writeBody(c, &after, pos, chunk{body: d.Body(), end: d.End, upToDate: true, closed: d.Closed}, cur)
+	return s.writeBody(c, &after, pos, chunk{body: d.Body(), end: d.End, upToDate: true, closed: d.Closed}, live)
 }
 
 // reread serves a live read from storage with a fresh snapshot.
-func (s *Server) reread(c echo.Context, path string, pos uint64, cur string) error {
+func (s *Server) reread(c echo.Context, path string, pos uint64, live liveAnswer) error {
 	_, snap, err := s.streams.Open(c.Request().Context(), path)
 	if err != nil {
 		return err
 	}
-	return s.writeChunk(c, snap, pos, cur)
+	return s.writeChunk(c, snap, pos, live)
 }

@@ -18,7 +18,7 @@ func TestJSONMode(t *testing.T) {
 	jsonCT := []string{"Content-Type", "application/json"}
 
 	r := e.expect(t, http.StatusCreated, http.MethodPut, path, []byte(` [{"a":1}, 2] `), jsonCT...)
-	wantHeader(t, r, "Stream-Next-Offset", off(uint64(len(`{"a":1}`)+len(`2`))))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, path, uint64(len(`{"a":1}`)+len(`2`))))
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, []byte(`"three"`), jsonCT...)
 	// A top-level array is flattened exactly one level.
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, []byte(`[[4,5],{"b":[6]}]`), jsonCT...)
@@ -39,7 +39,7 @@ func TestJSONMode(t *testing.T) {
 	tail := r.get("Stream-Next-Offset")
 
 	// Reading from a message boundary returns the remaining messages.
-	r = e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(uint64(len(`{"a":1}`))), nil)
+	r = e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+e.tok(t, path, uint64(len(`{"a":1}`))), nil)
 	if string(r.body) != `[2,"three",[4,5],{"b":[6]},null,{ "c" : 7 }]` {
 		t.Errorf("GET from message 2 = %s", r.body)
 	}
@@ -61,7 +61,7 @@ func TestJSONMode(t *testing.T) {
 		t.Errorf("binary offset=now body %q", r.body)
 	}
 	wantHeader(t, r, "Cache-Control", "no-store")
-	wantHeader(t, r, "Stream-Next-Offset", off(3))
+	wantHeader(t, r, "Stream-Next-Offset", e.tok(t, sp("bin-now"), 3))
 }
 
 // TestChunkedReads follows Stream-Next-Offset through a stream larger than
@@ -115,7 +115,7 @@ func TestChunkedReads(t *testing.T) {
 	e.expect(t, http.StatusNoContent, http.MethodPost, path, nil, "Stream-Closed", "true")
 	r := e.expect(t, http.StatusOK, http.MethodGet, path, nil)
 	wantNoHeader(t, r, "Stream-Closed")
-	r = e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+off(9000), nil)
+	r = e.expect(t, http.StatusOK, http.MethodGet, path+"?offset="+e.tok(t, path, 9000), nil)
 	wantHeader(t, r, "Stream-Closed", "true")
 	wantHeader(t, r, "Stream-Up-To-Date", "true")
 

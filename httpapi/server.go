@@ -38,6 +38,9 @@ type Config struct {
 	MaxAppendBytes int64
 	// Compression enables gzip/deflate on catch-up reads.
 	Compression bool
+	// PrivateCache marks cacheable read answers "private" instead of
+	// "public" (§10.1), for streams that may hold user-specific data.
+	PrivateCache bool
 	// ReadAheadBytes bounds the memory of chunks read ahead for sequential
 	// catch-up readers (see readAhead); 0 means the default, 32 MiB, and a
 	// negative value disables read-ahead.
@@ -119,7 +122,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders()}
+	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders(cfg.PrivateCache)}
 	s.bodies.limit = cfg.MaxBodyMemory
 	switch {
 	case cfg.ReadAheadBytes == 0:

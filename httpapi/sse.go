@@ -18,20 +18,30 @@ type sseWriter struct {
 	rc           *http.ResponseController
 	s            *Server
 	textual      bool
+	offsets      protocol.OffsetSegments // of the incarnation being read
 	clientCursor string
-	buf          []byte
+	// cursor is the last cursor sent; "" before the first control event.
+	// Later events continue from it so the cursors a client sees never
+	// decrease (§10.1).
+	cursor string
+	buf    []byte
 }
 
 // control appends a control event (§5.8).
 func (sw *sseWriter) control(next uint64, upToDate, closed bool) {
 	b := append(sw.buf, "event: control\ndata:{\"streamNextOffset\":\""...)
-	b = append(b, protocol.FormatOffset(next)...)
+	b = append(b, sw.offsets.Format(next)...)
 	b = append(b, '"')
 	if closed {
 		b = append(b, ",\"streamClosed\":true,\"upToDate\":true"...)
 	} else {
+		if sw.cursor == "" {
+			sw.cursor = sw.s.cfg.Cursor.Next(sw.clientCursor)
+		} else {
+			sw.cursor = sw.s.cfg.Cursor.Continue(sw.cursor)
+		}
 		b = append(b, ",\"streamCursor\":\""...)
-		b = append(b, sw.s.cfg.Cursor.Next(sw.clientCursor)...)
+		b = append(b, sw.cursor...)
 		b = append(b, '"')
 		if upToDate {
 			b = append(b, ",\"upToDate\":true"...)
@@ -78,7 +88,7 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 		h.Set(protocol.HeaderStreamSSEDataEncoding, "base64")
 	}
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: s, textual: textual, clientCursor: clientCursor}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: s, textual: textual, offsets: snap.Offsets, clientCursor: clientCursor}
 	if err := sw.flush(); err != nil {
 		return nil
 	}
@@ -93,8 +103,8 @@ func (s *Server) serveSSE(c echo.Context, path string, snap *actors.Snapshot, po
 		default:
 		}
 		_, cur, err := s.streams.Open(ctx, path)
-		if err != nil {
-			return nil // deleted, expired or shutting down: end the response
+		if err != nil || cur.ID != snap.ID {
+			return nil // deleted, expired, replaced or shutting down: end the response
 		}
 		if pos < cur.Tail {
 			ch, err := s.sequentialChunk(cur, pos)

@@ -158,7 +158,7 @@ func writeCreated(c echo.Context, res actors.Result) error {
 	r := c.Request()
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, res.Snapshot.ContentType)
-	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(res.NextOffset))
+	h.Set(protocol.HeaderStreamNextOffset, res.Offsets.Format(res.NextOffset))
 	if res.Closed {
 		h.Set(protocol.HeaderStreamClosed, "true")
 	}
@@ -238,7 +238,7 @@ func (s *Server) appendTo(c echo.Context, path string) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(res.NextOffset))
+	h.Set(protocol.HeaderStreamNextOffset, res.Offsets.Format(res.NextOffset))
 	if res.Closed {
 		h.Set(protocol.HeaderStreamClosed, "true")
 	}
@@ -267,7 +267,7 @@ func (s *Server) head(c echo.Context, path string) error {
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, snap.ContentType)
-	h.Set(protocol.HeaderStreamNextOffset, protocol.FormatOffset(snap.Tail))
+	h.Set(protocol.HeaderStreamNextOffset, snap.Offset(snap.Tail))
 	if snap.Expiry.HasTTL {
 		h.Set(protocol.HeaderStreamTTL, formatTTL(snap.Expiry.TTL))
 	}

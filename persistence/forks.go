@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/streamd/streamd/protocol"
 )
 
 // Forks share their source's data instead of copying it. A fork's own
@@ -55,6 +57,10 @@ type ForkInfo struct {
 	Base      uint64 `json:"base"`
 	// Chain is the inherited data, oldest segment first; it ends at Base.
 	Chain []Segment `json:"chain,omitempty"`
+	// Offsets are the offset segments of the positions up to and including
+	// Base, as the source's tokens carry them (nil for forks created before
+	// offsets carried segments: segment 0, as their sources had).
+	Offsets []protocol.SegmentEnd `json:"offs,omitempty"`
 }
 
 // Layout is where a stream's bytes are: its inherited segments, then its

@@ -98,6 +98,20 @@ type Meta struct {
 	// it answers 410, its path cannot be created again, and it is
 	// collected when its last fork goes.
 	SoftDeleted bool `json:"gone,omitempty"`
+	// Segmented marks streams whose offset tokens carry their incarnation's
+	// id (protocol.OffsetSegments): every stream created since. Streams
+	// created earlier keep segment 0, so offsets clients saved before an
+	// upgrade stay valid.
+	Segmented bool `json:"segOff,omitempty"`
+}
+
+// OffsetSegments returns which segment each position's offset token carries.
+func (m *Meta) OffsetSegments() protocol.OffsetSegments {
+	o := protocol.OffsetSegments{Own: protocol.OwnSegment(m.ID, m.Segmented)}
+	if m.Fork != nil {
+		o.Inherited = m.Fork.Offsets
+	}
+	return o
 }
 
 // Layout returns where the stream's bytes are.

@@ -7,8 +7,8 @@ import (
 
 // FuzzOffset checks the offset wire rules on arbitrary query values and
 // positions: ParseOffset never panics and rejects with ErrBadOffset; an
-// accepted token is a sentinel or exactly what FormatOffset gives for its
-// position; every position an offset can carry round-trips through
+// accepted token is a sentinel or exactly what FormatOffsetIn gives for its
+// segment and position; every position an offset can carry round-trips through
 // FormatOffset; and formatted offsets compare as strings the way their
 // positions compare as numbers (clients order offsets lexicographically).
 func FuzzOffset(f *testing.F) {
@@ -16,7 +16,7 @@ func FuzzOffset(f *testing.F) {
 		"-1", "now", "", "NOW", "Now", "-2", "-0", "0", "42", " -1", "-1 ", "now\n",
 		FormatOffset(0), FormatOffset(1), FormatOffset(42), FormatOffset(1 << 20), FormatOffset(MaxPosition),
 		"0000000000000000_000000000000004a",  // hex digit
-		"0000000000000001_0000000000000042",  // unknown segment
+		"0000000000000001_0000000000000042",  // segment 1
 		"0000000000000000-0000000000000042",  // wrong separator
 		"0000000000000000_00000000000000420", // too long
 		"0000000000000000_000000000000004",   // too short
@@ -36,7 +36,7 @@ func FuzzOffset(f *testing.F) {
 	f.Add("-1", ^uint64(0), uint64(0))
 
 	f.Fuzz(func(t *testing.T, s string, a, b uint64) {
-		kind, pos, err := ParseOffset(s)
+		kind, seg, pos, err := ParseOffsetSegment(s)
 		if err != nil {
 			if !errors.Is(err, ErrBadOffset) {
 				t.Fatalf("ParseOffset(%q): error %v does not wrap ErrBadOffset", s, err)
@@ -58,8 +58,8 @@ func FuzzOffset(f *testing.F) {
 				if pos > MaxPosition {
 					t.Fatalf("ParseOffset(%q) = %d, beyond MaxPosition", s, pos)
 				}
-				if got := FormatOffset(pos); got != s {
-					t.Fatalf("ParseOffset(%q) = %d, which formats as %q", s, pos, got)
+				if got := FormatOffsetIn(seg, pos); got != s {
+					t.Fatalf("ParseOffsetSegment(%q) = %d, %d, which formats as %q", s, seg, pos, got)
 				}
 			default:
 				t.Fatalf("ParseOffset(%q) returned kind %v", s, kind)
@@ -88,6 +88,13 @@ func FuzzOffset(f *testing.F) {
 		}
 		if (a < b) != (fa < fb) || (a == b) != (fa == fb) {
 			t.Fatalf("order differs: %d vs %d but %q vs %q", a, b, fa, fb)
+		}
+		// Across segments, tokens order by segment, then position: a fork's
+		// own tokens (a larger segment) sort after its inherited ones.
+		sa, sb := b%(MaxSegment+1), a%(MaxSegment+1)
+		ta, tb := FormatOffsetIn(sa, a), FormatOffsetIn(sb, b)
+		if less := sa < sb || (sa == sb && a < b); less != (ta < tb) {
+			t.Fatalf("order differs: (%d, %d) vs (%d, %d) but %q vs %q", sa, a, sb, b, ta, tb)
 		}
 	})
 }
