@@ -58,7 +58,18 @@ type Config struct {
 	// reconnect. Writes carry on and get their real answers. nil never
 	// drains.
 	Draining <-chan struct{}
-	Logger   *slog.Logger
+	// Auth, if set, requires a bearer token with the right to read or
+	// write each stream path (see auth.go); nil serves everyone.
+	Auth *Auth
+	// CORSOrigins lists the browser origins allowed to read responses
+	// (ParseCORSOrigins); ["*"] allows any. nil means ["*"] without Auth
+	// and no cross-origin access with Auth.
+	CORSOrigins []string
+	// PrivateReads marks catch-up reads Cache-Control: private rather
+	// than public (§10.1), so shared caches do not serve them to others.
+	// Implied by Auth.
+	PrivateReads bool
+	Logger       *slog.Logger
 }
 
 // Server serves the protocol; it is an http.Handler.
@@ -74,6 +85,8 @@ type Server struct {
 	ahead      *readAhead // nil when disabled
 	bodies     byteBudget
 	rejections Rejections
+	auth       *Auth // nil: access control off
+	cors       corsPolicy
 }
 
 // New returns the handler serving the protocol.
@@ -108,6 +121,15 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders()}
 	s.bodies.limit = cfg.MaxBodyMemory
+	s.auth = cfg.Auth
+	origins := cfg.CORSOrigins
+	if origins == nil && cfg.Auth == nil {
+		origins = []string{"*"}
+	}
+	s.cors = newCORSPolicy(origins)
+	if cfg.PrivateReads || cfg.Auth != nil {
+		s.fixed.catchUp = []string{cacheCatchUpPrivate}
+	}
 	switch {
 	case cfg.ReadAheadBytes == 0:
 		s.ahead = newReadAhead(s, 32<<20)
@@ -150,7 +172,11 @@ func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
 		h := w.Header()
 		h[headerContentTypeOptions] = s.fixed.nosniff
 		h[headerResourcePolicy] = s.fixed.crossOrigin
-		h[headerAllowOrigin] = s.fixed.anyOrigin
+		if s.cors.any {
+			h[headerAllowOrigin] = s.fixed.anyOrigin
+		} else {
+			s.cors.allowListed(h, c.Request())
+		}
 		h[headerExposeHeaders] = s.fixed.exposed
 		w.Writer = newDeadlineWriter(w.Writer, c.Request(), s.cfg.WriteTimeout)
 		if err := next(c); err != nil {
@@ -179,11 +205,25 @@ func (s *Server) route(c echo.Context) error {
 	if c.Request().Method == http.MethodOptions {
 		return preflight(c)
 	}
+	var access *grant
+	if s.auth != nil {
+		g, err := s.auth.grantFor(c.Request())
+		if err != nil {
+			return err
+		}
+		access = g
+	}
 	// Decode exactly once, from the escaped form: Echo's wildcard parameter
 	// is already decoded when the request used canonical escaping.
 	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
 	if err != nil {
 		return err
+	}
+	if access != nil {
+		if err := s.auth.authorize(c.Request(), access, path); err != nil {
+			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", access.name, "err", err)
+			return err
+		}
 	}
 	switch m := c.Request().Method; {
 	case (m == http.MethodPut || m == http.MethodPost || m == http.MethodDelete) && s.streams.Reserved(path):
