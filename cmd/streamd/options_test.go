@@ -73,6 +73,8 @@ func TestParseOptions(t *testing.T) {
 				"--max-header-value-bytes", "64", "--max-live-readers", "10", "--max-live-readers-per-stream", "5",
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
 				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry",
+				"--tls-cert", "c.pem", "--tls-key", "k.pem", "--auth-file", "auth.json",
+				"--cors-origins", "https://a.example,http://localhost:3000",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -86,6 +88,8 @@ func TestParseOptions(t *testing.T) {
 				o.maxLiveReaders, o.maxLiveReadersPerStream, o.maxPendingAppends = 10, 5, 6
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
 				o.maxForkDepth, o.registry = 9, true
+				o.tlsCert, o.tlsKey, o.authFile = "c.pem", "k.pem", "auth.json"
+				o.corsOrigins = "https://a.example,http://localhost:3000"
 			},
 		},
 		{
@@ -102,6 +106,8 @@ func TestParseOptions(t *testing.T) {
 				"STREAMD_MAX_CHUNK_BYTES": "777", "STREAMD_MAX_APPEND_BYTES": "888",
 				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
 				"STREAMD_ACTOR_SOFT_LIMIT": "7",
+				"STREAMD_TLS_CERT":         "/etc/c.pem", "STREAMD_TLS_KEY": "/etc/k.pem",
+				"STREAMD_AUTH_FILE": "/etc/auth.json", "STREAMD_CORS_ORIGINS": "*",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
@@ -109,6 +115,7 @@ func TestParseOptions(t *testing.T) {
 				o.cursorEpoch, o.maxChunkBytes, o.maxAppendBytes = "2020-02-02T00:00:00Z", 777, 888
 				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
 				o.actorSoftLimit = 7
+				o.tlsCert, o.tlsKey, o.authFile, o.corsOrigins = "/etc/c.pem", "/etc/k.pem", "/etc/auth.json", "*"
 			},
 		},
 		{
@@ -183,6 +190,11 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "zero producer ttl", args: []string{"--producer-ttl", "0s"}},
 		{name: "zero sse buffer", args: []string{"--sse-buffer-bytes", "0"}},
 		{name: "zero fork depth", args: []string{"--max-fork-depth", "0"}},
+		{name: "TLS certificate without key", args: []string{"--tls-cert", "c.pem"}},
+		{name: "TLS key without certificate", args: []string{"--tls-key", "k.pem"}},
+		{name: "env TLS key without certificate", env: map[string]string{"STREAMD_TLS_KEY": "k.pem"}},
+		{name: "CORS origin with a path", args: []string{"--cors-origins", "https://a.example/app"}},
+		{name: "CORS star and a list", args: []string{"--cors-origins", "*,https://a.example"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -197,10 +209,13 @@ func TestParseOptionsInvalid(t *testing.T) {
 // anything is opened or served.
 func TestRunRejectsBadSettings(t *testing.T) {
 	cases := map[string][]string{
-		"log level":    {"--log-level", "loud"},
-		"cursor epoch": {"--cursor-epoch", "yesterday"},
-		"bad flag":     {"--long-poll-timeout", "-1s"},
-		"bad address":  {"--addr", "127.0.0.1:99999", "--memory"},
+		"log level":               {"--log-level", "loud"},
+		"cursor epoch":            {"--cursor-epoch", "yesterday"},
+		"bad flag":                {"--long-poll-timeout", "-1s"},
+		"bad address":             {"--addr", "127.0.0.1:99999", "--memory"},
+		"missing TLS certificate": {"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"},
+		"missing auth file":       {"--auth-file", "/nonexistent/auth.json"},
+		"bad auth file":           {"--auth-file", "/dev/null"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
