@@ -312,8 +312,9 @@ func (a *Auth) authorize(r *http.Request, g *grant, path string) error {
 		return newError(http.StatusForbidden, "this token may not write this stream")
 	}
 	if r.Method == http.MethodPut {
-		if v, ok := r.Header[protocol.HeaderStreamForkedFrom]; ok {
-			source, err := forkSource(strings.Join(v, ","))
+		if _, ok := r.Header[protocol.HeaderStreamForkedFrom]; ok {
+			// The same value fork reads.
+			source, err := forkSource(r.Header.Get(protocol.HeaderStreamForkedFrom))
 			if err != nil {
 				return err
 			}
