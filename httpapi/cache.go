@@ -117,7 +117,12 @@ func (s *Server) responseEncoding(c echo.Context, n int) string {
 	if !s.cfg.Compression {
 		return ""
 	}
-	c.Response().Header()[echo.HeaderVary] = s.fixed.varyEncoding
+	h := c.Response().Header()
+	if v := h[echo.HeaderVary]; len(v) == 0 {
+		h[echo.HeaderVary] = s.fixed.varyEncoding // shared: no allocation
+	} else {
+		h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding) // beside Origin (cors.go)
+	}
 	if n < minCompressBytes {
 		return ""
 	}

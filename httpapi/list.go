@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -48,12 +47,15 @@ type ListPage struct {
 func (s *Server) ListHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(headerCacheControl, "no-store")
-		page, err := s.listPage(r.URL.Query())
+		page, err := s.listPage(r)
 		if err != nil {
 			status, msg := http.StatusInternalServerError, "internal error"
 			var ae *apiError
 			if errors.As(err, &ae) {
 				status, msg = ae.status, ae.msg
+				for k, v := range ae.headers {
+					w.Header().Set(k, v)
+				}
 			} else {
 				s.log.Error("list streams", "error", err)
 			}
@@ -72,7 +74,20 @@ func (s *Server) ListHandler() http.Handler {
 	})
 }
 
-func (s *Server) listPage(q url.Values) (*ListPage, error) {
+// listPage reads one page. With access control, listing needs a token
+// that may read every stream under the prefix, as names alone can tell
+// more than a client should know.
+func (s *Server) listPage(r *http.Request) (*ListPage, error) {
+	q := r.URL.Query()
+	if s.auth != nil {
+		g, err := s.auth.grantFor(r)
+		if err != nil {
+			return nil, err
+		}
+		if !hasPrefix(g.read, q.Get("prefix")) {
+			return nil, newError(http.StatusForbidden, "this token may not read every stream under this prefix")
+		}
+	}
 	limit := defaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -74,6 +74,13 @@ type Config struct {
 	// AccessLog logs one info line per request; a 5xx is always logged,
 	// at error level.
 	AccessLog bool
+	// Auth, if set, requires a bearer token with the right to read or
+	// write each stream path (see auth.go); nil serves everyone.
+	Auth *Auth
+	// CORSOrigins lists the browser origins allowed to read responses
+	// (ParseCORSOrigins); ["*"] allows any. nil means ["*"] without Auth
+	// and no cross-origin access with Auth.
+	CORSOrigins []string
 }
 
 // Server serves the protocol; it is an http.Handler.
@@ -90,6 +97,8 @@ type Server struct {
 	bodies     byteBudget
 	rejections Rejections
 	faults     *Faults // nil: fault injection off
+	auth       *Auth   // nil: access control off
+	cors       corsPolicy
 }
 
 // New returns the handler serving the protocol.
@@ -122,8 +131,19 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Auth != nil {
+		// With access control a shared cache must not answer one client
+		// with what another was allowed to read (§10.1).
+		cfg.PrivateCache = true
+	}
 	s := &Server{cfg: cfg, streams: cfg.Streams, store: cfg.Store, log: log, pools: newCompressors(), fixed: newFixedHeaders(cfg.PrivateCache)}
 	s.bodies.limit = cfg.MaxBodyMemory
+	s.auth = cfg.Auth
+	origins := cfg.CORSOrigins
+	if origins == nil && cfg.Auth == nil {
+		origins = []string{"*"}
+	}
+	s.cors = newCORSPolicy(origins)
 	switch {
 	case cfg.ReadAheadBytes == 0:
 		s.ahead = newReadAhead(s, 32<<20)
@@ -167,7 +187,11 @@ func (s *Server) answer(next echo.HandlerFunc) echo.HandlerFunc {
 		h := w.Header()
 		h[headerContentTypeOptions] = s.fixed.nosniff
 		h[headerResourcePolicy] = s.fixed.crossOrigin
-		h[headerAllowOrigin] = s.fixed.anyOrigin
+		if s.cors.any {
+			h[headerAllowOrigin] = s.fixed.anyOrigin
+		} else {
+			s.cors.allowListed(h, c.Request())
+		}
 		h[headerExposeHeaders] = s.fixed.exposed
 		w.Writer = newDeadlineWriter(w.Writer, c.Request(), s.cfg.WriteTimeout)
 		var start time.Time
@@ -207,11 +231,25 @@ func (s *Server) route(c echo.Context) error {
 			return err
 		}
 	}
+	var access *grant
+	if s.auth != nil {
+		g, err := s.auth.grantFor(c.Request())
+		if err != nil {
+			return err
+		}
+		access = g
+	}
 	// Decode exactly once, from the escaped form: Echo's wildcard parameter
 	// is already decoded when the request used canonical escaping.
 	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
 	if err != nil {
 		return err
+	}
+	if access != nil {
+		if err := s.auth.authorize(c.Request(), access, path); err != nil {
+			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", access.name, "err", err)
+			return err
+		}
 	}
 	switch m := c.Request().Method; {
 	case (m == http.MethodPut || m == http.MethodPost || m == http.MethodDelete) && s.streams.Reserved(path):

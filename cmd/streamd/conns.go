@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -57,6 +58,9 @@ type connLimiter struct {
 	open      atomic.Int64
 	rejecting atomic.Int64
 	rejected  atomic.Int64
+	// rejectTLS, when the listener serves TLS, is the configuration used
+	// to answer a refused connection in a language its client reads.
+	rejectTLS *tls.Config
 }
 
 const maxRejecting = 64
@@ -102,6 +106,15 @@ func (l *connLimiter) reject(c net.Conn) {
 	defer l.rejecting.Add(-1)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if l.rejectTLS != nil {
+		tc := tls.Server(c, l.rejectTLS)
+		defer tc.Close()
+		// The handshake gets the whole second, not one 50 ms read below.
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		c = tc
+	}
 	buf := make([]byte, 4096)
 	for n := 0; n < len(buf); {
 		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -113,8 +126,8 @@ func (l *connLimiter) reject(c net.Conn) {
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(c, rejectResponse)
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 }
 

@@ -84,6 +84,12 @@ type options struct {
 	maxForkDepth            int
 	registry                bool
 	testEndpoints           bool
+
+	// TLS and access control; see docs/OPERATIONS.md.
+	tlsCert     string
+	tlsKey      string
+	authFile    string
+	corsOrigins string
 }
 
 // parseOptions reads flags, each of which may also come from the
@@ -128,6 +134,10 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.maxForkDepth, "max-fork-depth", 1000, "streams a fork may inherit data from through its chain of sources (400 beyond)")
 	fs.BoolVar(&o.testEndpoints, "test-endpoints", false, "serve the fault injection API /_test/inject-error for client resilience tests (never in production)")
 	fs.Int64Var(&o.sseBufferBytes, "sse-buffer-bytes", 4<<20, "live data queued for one SSE subscriber; a subscriber further behind resumes from storage")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key; reloaded on SIGHUP")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&o.authFile, "auth-file", "", "JSON file of bearer tokens and the stream path prefixes each may read and write; reloaded when it changes and on SIGHUP")
+	fs.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated browser origins allowed to read responses, or * (default *, or none with --auth-file)")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "STREAMD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -170,6 +180,12 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		o.maxForkDepth <= 0:
 		return nil, errors.New("limits must be positive")
 	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if _, err := httpapi.ParseCORSOrigins(o.corsOrigins); err != nil {
+		return nil, fmt.Errorf("--cors-origins: %w", err)
+	}
 	if o.maxConnections == 0 {
 		o.maxConnections = defaultMaxConnections()
 	}
@@ -199,6 +215,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return fmt.Errorf("--cursor-epoch: %w", err)
 	}
+
+	// Loaded before storage is opened: a bad file is a startup error that
+	// leaves nothing behind.
+	var certs *certReloader
+	if o.tlsCert != "" {
+		if certs, err = loadCertificate(o.tlsCert, o.tlsKey); err != nil {
+			return err
+		}
+	}
+	var auth *httpapi.Auth
+	if o.authFile != "" {
+		if auth, err = httpapi.OpenAuthFile(o.authFile, log); err != nil {
+			return err
+		}
+	}
+	corsOrigins, _ := httpapi.ParseCORSOrigins(o.corsOrigins) // checked by parseOptions
 
 	storeOpts := persistence.Options{Dir: o.dataDir, Logger: log}
 	mode := "durable"
@@ -247,6 +279,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		MaxBodyMemory:        o.maxBodyMemory,
 		MaxHeaderValueBytes:  o.maxHeaderValueBytes,
 		Draining:             draining,
+		Auth:                 auth,
+		CORSOrigins:          corsOrigins,
 		Logger:               log,
 		TestEndpoints:        o.testEndpoints,
 		Observer:             mets,
@@ -297,7 +331,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			// (responses' own deadlines spare small writes; see httpapi).
 			WriteByteTimeout: o.writeTimeout},
 	}
-	if o.h2c {
+	if certs != nil {
+		srv.TLSConfig = certs.serverConfig()
+		ln.rejectTLS = certs.rejectConfig()
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+	} else if o.h2c {
 		// Each HTTP/1.1 live reader holds a connection, and with it a file
 		// descriptor, on both ends; over HTTP/2 thousands share a few.
 		srv.Protocols = new(http.Protocols)
@@ -308,7 +348,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	srv.ConnState = unused.track
 	srv.RegisterOnShutdown(unused.closeAll)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	stopReloading := (&reloader{certs: certs, auth: auth, log: log}).start()
+	defer stopReloading()
 	if o.debugAddr != "" {
 		dbg, err := startDebugServer(o.debugAddr, store, streams, func() map[string]int64 {
 			r := api.Rejections()
@@ -325,7 +373,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if o.memory {
 		dataDir = ""
 	}
-	log.Info("streamd listening", "addr", "http://"+ln.Addr().String()+httpapi.StreamPrefix+"/", "mode", mode, "data_dir", dataDir)
+	log.Info("streamd listening", "addr", scheme+"://"+ln.Addr().String()+httpapi.StreamPrefix+"/", "mode", mode, "data_dir", dataDir,
+		"auth", auth != nil)
 	if o.testEndpoints {
 		log.Warn("fault injection is on (--test-endpoints): any client can make requests fail at /_test/inject-error")
 	}

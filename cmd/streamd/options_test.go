@@ -75,6 +75,8 @@ func TestParseOptions(t *testing.T) {
 				"--max-pending-appends", "6", "--max-producers-per-stream", "7", "--producer-ttl", "1h",
 				"--sse-buffer-bytes", "8000", "--max-fork-depth", "9", "--registry", "--test-endpoints",
 				"--log-format", "json", "--access-log", "--admin-addr", "127.0.0.1:9437",
+				"--tls-cert", "c.pem", "--tls-key", "k.pem", "--auth-file", "auth.json",
+				"--cors-origins", "https://a.example,http://localhost:3000",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "0.0.0.0:9000", "/var/lib/streamd", true
@@ -89,6 +91,8 @@ func TestParseOptions(t *testing.T) {
 				o.maxProducers, o.producerTTL, o.sseBufferBytes = 7, time.Hour, 8000
 				o.maxForkDepth, o.registry, o.testEndpoints = 9, true, true
 				o.logFormat, o.accessLog, o.adminAddr = "json", true, "127.0.0.1:9437"
+				o.tlsCert, o.tlsKey, o.authFile = "c.pem", "k.pem", "auth.json"
+				o.corsOrigins = "https://a.example,http://localhost:3000"
 			},
 		},
 		{
@@ -106,6 +110,8 @@ func TestParseOptions(t *testing.T) {
 				"STREAMD_COMPRESSION": "false", "STREAMD_ACTOR_IDLE_TIMEOUT": "1s", "STREAMD_LOG_LEVEL": "warn",
 				"STREAMD_ACTOR_SOFT_LIMIT": "7", "STREAMD_TEST_ENDPOINTS": "true",
 				"STREAMD_LOG_FORMAT": "json", "STREAMD_ACCESS_LOG": "true", "STREAMD_ADMIN_ADDR": ":9437",
+				"STREAMD_TLS_CERT": "/etc/c.pem", "STREAMD_TLS_KEY": "/etc/k.pem",
+				"STREAMD_AUTH_FILE": "/etc/auth.json", "STREAMD_CORS_ORIGINS": "*",
 			},
 			want: func(o *options) {
 				o.addr, o.dataDir, o.memory = "127.0.0.1:5000", "/tmp/x", true
@@ -114,6 +120,7 @@ func TestParseOptions(t *testing.T) {
 				o.compression, o.actorIdleTimeout, o.logLevel = false, time.Second, "warn"
 				o.actorSoftLimit, o.testEndpoints = 7, true
 				o.logFormat, o.accessLog, o.adminAddr = "json", true, ":9437"
+				o.tlsCert, o.tlsKey, o.authFile, o.corsOrigins = "/etc/c.pem", "/etc/k.pem", "/etc/auth.json", "*"
 			},
 		},
 		{
@@ -193,6 +200,11 @@ func TestParseOptionsInvalid(t *testing.T) {
 		{name: "empty log format", args: []string{"--log-format="}},
 		{name: "env unknown log format", env: map[string]string{"STREAMD_LOG_FORMAT": "xml"}},
 		{name: "bad access-log bool", args: []string{"--access-log=sometimes"}},
+		{name: "TLS certificate without key", args: []string{"--tls-cert", "c.pem"}},
+		{name: "TLS key without certificate", args: []string{"--tls-key", "k.pem"}},
+		{name: "env TLS key without certificate", env: map[string]string{"STREAMD_TLS_KEY": "k.pem"}},
+		{name: "CORS origin with a path", args: []string{"--cors-origins", "https://a.example/app"}},
+		{name: "CORS star and a list", args: []string{"--cors-origins", "*,https://a.example"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -207,11 +219,14 @@ func TestParseOptionsInvalid(t *testing.T) {
 // anything is opened or served.
 func TestRunRejectsBadSettings(t *testing.T) {
 	cases := map[string][]string{
-		"log level":         {"--log-level", "loud"},
-		"cursor epoch":      {"--cursor-epoch", "yesterday"},
-		"bad flag":          {"--long-poll-timeout", "-1s"},
-		"bad address":       {"--addr", "127.0.0.1:99999", "--memory"},
-		"bad admin address": {"--admin-addr", "127.0.0.1:99999", "--memory"},
+		"log level":               {"--log-level", "loud"},
+		"cursor epoch":            {"--cursor-epoch", "yesterday"},
+		"bad flag":                {"--long-poll-timeout", "-1s"},
+		"bad address":             {"--addr", "127.0.0.1:99999", "--memory"},
+		"bad admin address":       {"--admin-addr", "127.0.0.1:99999", "--memory"},
+		"missing TLS certificate": {"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"},
+		"missing auth file":       {"--auth-file", "/nonexistent/auth.json"},
+		"bad auth file":           {"--auth-file", "/dev/null"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
