@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestListStreams(t *testing.T) {
 		{"?prefix=nothing/", []string{}, ""},
 	} {
 		page := list(tc.query)
-		if got := paths(page); !equalStrings(got, tc.want) || page.Next != tc.next {
+		if got := paths(page); !slices.Equal(got, tc.want) || page.Next != tc.next {
 			t.Errorf("GET %s = %q next %q; want %q next %q", tc.query, got, page.Next, tc.want, tc.next)
 		}
 	}
@@ -76,16 +77,4 @@ func TestListStreams(t *testing.T) {
 	for _, bad := range []string{"?limit=0", "?limit=1001", "?limit=x"} {
 		e.expect(t, http.StatusBadRequest, http.MethodGet, httpapi.ListPath+bad, nil)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
