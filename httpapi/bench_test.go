@@ -3,8 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,3 +113,46 @@ func BenchmarkHTTP(b *testing.B) { benchHTTP(b, false) }
 
 // BenchmarkHTTPMetrics measures it with metrics, as streamd serves.
 func BenchmarkHTTPMetrics(b *testing.B) { benchHTTP(b, true) }
+
+// BenchmarkParkedLongPollStack reports the goroutine stack memory a parked
+// long-poll costs the server (stack-B/reader: its connection's goroutine,
+// which runs the handler, and net/http's background reader). Tens of
+// thousands park at once, and a frame too many on the handler's path
+// doubles a stack: watch this figure when changing that path.
+func BenchmarkParkedLongPollStack(b *testing.B) {
+	const readers = 1000
+	srv := httptest.NewServer(benchServer(b, true))
+	defer srv.Close()
+	serveBench(b, srv.Config.Handler, http.MethodPut, httpapi.StreamPrefix+"/s", nil, http.StatusCreated, "Content-Type", "text/plain")
+	host := strings.TrimPrefix(srv.URL, "http://")
+	req := []byte("GET " + httpapi.StreamPrefix + "/s?offset=now&live=long-poll HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+	var perReader float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]net.Conn, 0, readers)
+		for range readers {
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		// Parked once the server holds two goroutines per reader.
+		for deadline := time.Now().Add(30 * time.Second); runtime.NumGoroutine() < 2*readers && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		runtime.ReadMemStats(&after)
+		perReader = float64(after.StackInuse-before.StackInuse) / readers
+		for _, c := range conns {
+			c.Close()
+		}
+		srv.CloseClientConnections()
+	}
+	b.ReportMetric(perReader, "stack-B/reader")
+}

@@ -226,34 +226,9 @@ func (s *Server) route(c echo.Context) error {
 	if c.Request().Method == http.MethodOptions {
 		return preflight(c)
 	}
-	if s.faults.active() {
-		if done, err := s.applyFault(c); done {
-			return err
-		}
-	}
-	var access *grant
-	if s.auth != nil {
-		g, err := s.auth.grantFor(c.Request())
-		if err != nil {
-			return err
-		}
-		access = g
-	}
-	// Decode exactly once, from the escaped form: Echo's wildcard parameter
-	// is already decoded when the request used canonical escaping.
-	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
-	if err != nil {
+	path, err := s.admit(c)
+	if err != nil || path == "" {
 		return err
-	}
-	if access != nil {
-		if err := s.auth.authorize(c.Request(), access, path); err != nil {
-			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", access.name, "err", err)
-			return err
-		}
-	}
-	switch m := c.Request().Method; {
-	case (m == http.MethodPut || m == http.MethodPost || m == http.MethodDelete) && s.streams.Reserved(path):
-		return newError(http.StatusForbidden, "this stream is written by streamd only")
 	}
 	switch c.Request().Method {
 	case http.MethodPut:
@@ -267,6 +242,48 @@ func (s *Server) route(c echo.Context) error {
 	default:
 		return s.read(c, path)
 	}
+}
+
+// admit decides whether a request reaches its stream: an injected fault
+// may answer it first, the path must be valid, the token (with access
+// control) must allow the method on it, and streamd's own streams refuse
+// writes. It returns the stream path, or "" when a fault answered.
+//
+// Not inlined: its locals would otherwise enlarge route's frame, which
+// stays on the stack of every parked long-poll (see Handler).
+//
+//go:noinline
+func (s *Server) admit(c echo.Context) (string, error) {
+	if s.faults.active() {
+		if done, err := s.applyFault(c); done {
+			return "", err
+		}
+	}
+	var access *grant
+	if s.auth != nil {
+		g, err := s.auth.grantFor(c.Request())
+		if err != nil {
+			return "", err
+		}
+		access = g
+	}
+	// Decode exactly once, from the escaped form: Echo's wildcard parameter
+	// is already decoded when the request used canonical escaping.
+	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
+	if err != nil {
+		return "", err
+	}
+	if access != nil {
+		if err := s.auth.authorize(c.Request(), access, path); err != nil {
+			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", access.name, "err", err)
+			return "", err
+		}
+	}
+	switch m := c.Request().Method; {
+	case (m == http.MethodPut || m == http.MethodPost || m == http.MethodDelete) && s.streams.Reserved(path):
+		return "", newError(http.StatusForbidden, "this stream is written by streamd only")
+	}
+	return path, nil
 }
 
 func preflight(c echo.Context) error {
