@@ -229,13 +229,8 @@ func (s *Streams) startRegistry() error {
 	return nil
 }
 
-// newEvent returns the lifecycle event an op makes, stamped now, or nil
-// when nothing observes events (no hook, no registry: creates then pay
-// nothing for them).
+// event returns the lifecycle event op records, if any, stamped now.
 func (a *streamActor) newEvent(t EventType, meta *persistence.Meta, now time.Time) *Event {
-	if a.s.events == nil && !a.s.cfg.Registry {
-		return nil
-	}
 	if a.path == RegistryPath && a.s.cfg.Registry {
 		return nil // the registry does not record itself
 	}
