@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Durable Streams server conformance suite (conformance/) against a
-# freshly started streamd.
+# freshly started streamd, then the official TypeScript client's resilience
+# checks (conformance/client-resilience.mjs) against the same server.
 #
 # usage: scripts/conformance.sh <durable|memory> [path-to-streamd-binary]
 #
@@ -104,7 +105,9 @@ url="http://$addr"
 # The suite gives each long-poll test about 20s (plus vitest's 30s test
 # timeout) and some wait for a server-side long-poll timeout to answer 204,
 # so streamd runs here with a short one instead of its 30s default.
-args=(--addr "$addr" --long-poll-timeout "${STREAMD_CONFORMANCE_LONG_POLL_TIMEOUT:-3s}")
+# --test-endpoints: the official client's resilience checks below arm
+# faults through /_test/inject-error after the suite.
+args=(--addr "$addr" --long-poll-timeout "${STREAMD_CONFORMANCE_LONG_POLL_TIMEOUT:-3s}" --test-endpoints)
 if [[ $mode == durable ]]; then
 	args+=(--data-dir "$tmp/data")
 else
@@ -160,4 +163,12 @@ console.log(`conformance: ${r.numPassedTests} passed, ${r.numFailedTests} failed
 ' "$results" || true
 fi
 
-exit "$vitest_status"
+# The official TypeScript client against the same server, through injected
+# faults: it must recover, and no fault may change what is stored.
+client_status=0
+(cd "$root/conformance" && STREAMD_URL=$url node client-resilience.mjs) || client_status=$?
+
+if ((vitest_status != 0)); then
+	exit "$vitest_status"
+fi
+exit "$client_status"
