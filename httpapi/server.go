@@ -14,6 +14,7 @@ import (
 	"github.com/streamd/streamd/actors"
 	"github.com/streamd/streamd/cursor"
 	"github.com/streamd/streamd/persistence"
+	"github.com/streamd/streamd/subscriptions"
 )
 
 // StreamPrefix is the URL prefix under which streams live.
@@ -69,6 +70,9 @@ type Config struct {
 	// Faults, if set, are applied to requests even without TestEndpoints,
 	// for an embedder that arms them from Go.
 	Faults *Faults
+	// SigningKeys, if set, is the webhook signing key published at
+	// __ds/jwks.json (§6.5).
+	SigningKeys *subscriptions.Keys
 	// Observer, if set, is told about every finished request (metrics).
 	Observer RequestObserver
 	// AccessLog logs one info line per request; a 5xx is always logged,
@@ -259,23 +263,24 @@ func (s *Server) admit(c echo.Context) (string, error) {
 			return "", err
 		}
 	}
-	var access *grant
-	if s.auth != nil {
-		g, err := s.auth.grantFor(c.Request())
-		if err != nil {
-			return "", err
-		}
-		access = g
-	}
 	// Decode exactly once, from the escaped form: Echo's wildcard parameter
 	// is already decoded when the request used canonical escaping.
 	path, err := streamPath(strings.TrimPrefix(c.Request().URL.EscapedPath(), StreamPrefix+"/"))
 	if err != nil {
 		return "", err
 	}
-	if access != nil {
-		if err := s.auth.authorize(c.Request(), access, path); err != nil {
-			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", access.name, "err", err)
+	// The reserved control namespace is routed before streams (§6): no
+	// stream can be created, read or written under it.
+	if rest, ok := strings.CutPrefix(path, controlPrefix); ok || path == controlRoot {
+		return "", s.control(c, rest)
+	}
+	if s.auth != nil {
+		g, err := s.auth.grantFor(c.Request())
+		if err != nil {
+			return "", err
+		}
+		if err := s.auth.authorize(c.Request(), g, path); err != nil {
+			s.log.Debug("request refused", "method", c.Request().Method, "path", path, "token", g.name, "err", err)
 			return "", err
 		}
 	}

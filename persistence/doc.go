@@ -14,6 +14,7 @@
 //	'p' id(8) producerID      -> ProducerState (JSON)  idempotent producers
 //	's' "ids"                 -> uint64                stream id high-water mark
 //	's' "health"              -> uint64                last write check (CheckWritable)
+//	's' "signing"             -> Ed25519 seed          webhook signing key (SigningKeySeed)
 //
 // A stream's data is keyed by its internal id, not its path: deleting a path
 // and creating it again yields a new id, so the new stream can never serve the

@@ -24,6 +24,7 @@ import (
 	"github.com/streamd/streamd/actors"
 	"github.com/streamd/streamd/httpapi"
 	"github.com/streamd/streamd/persistence"
+	"github.com/streamd/streamd/subscriptions"
 )
 
 // Options configure a Server. The zero value is an in-memory server with
@@ -91,10 +92,16 @@ func Start(opts Options) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("streamdtest: %w", err)
 	}
+	keys, err := subscriptions.LoadKeys(store)
+	if err != nil {
+		_ = streams.Shutdown(context.Background())
+		store.Close()
+		return nil, fmt.Errorf("streamdtest: %w", err)
+	}
 	faults := httpapi.NewFaults()
 	api := httpapi.New(httpapi.Config{
 		Streams: streams, Store: store, Logger: log,
-		Faults: faults, TestEndpoints: opts.TestEndpoints,
+		Faults: faults, TestEndpoints: opts.TestEndpoints, SigningKeys: keys,
 		LongPollTimeout:      opts.LongPollTimeout,
 		SSEReconnectInterval: opts.SSEReconnectInterval,
 		Compression:          opts.Compression,

@@ -24,6 +24,7 @@ import (
 	"github.com/streamd/streamd/httpapi"
 	"github.com/streamd/streamd/metrics"
 	"github.com/streamd/streamd/persistence"
+	"github.com/streamd/streamd/subscriptions"
 )
 
 func main() {
@@ -256,6 +257,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		resting = -1 // disabled; 0 means the default to actors.Config
 	}
 	mets := metrics.New()
+	keys, err := subscriptions.LoadKeys(store)
+	if err != nil {
+		return err
+	}
 	streams, err := actors.Start(actors.Config{Store: store, IdleTimeout: o.actorIdleTimeout, ActorSoftLimit: o.actorSoftLimit,
 		RestingStateBytes: resting, Logger: log,
 		MaxLiveReaders: o.maxLiveReaders, MaxLiveReadersPerStream: o.maxLiveReadersPerStream,
@@ -267,7 +272,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	draining := make(chan struct{})
 	api := httpapi.New(httpapi.Config{
-		Streams: streams, Store: store,
+		Streams: streams, Store: store, SigningKeys: keys,
 		Cursor:               cursor.New(o.cursorInterval, epoch),
 		LongPollTimeout:      o.longPollTimeout,
 		SSEReconnectInterval: o.sseReconnectInterval,
