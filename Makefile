@@ -83,6 +83,8 @@ fuzz:
 	$(call fuzz,FuzzSplitJSON,./protocol/)
 	$(call fuzz,FuzzCursor,./cursor/)
 	$(call fuzz,FuzzServer,./httpapi/)
+	$(call fuzz,FuzzAuthRules,./httpapi/)
+	$(call fuzz,FuzzPattern,./subscriptions/)
 
 crash-test:
 	STREAMD_CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 20m -run Crash -v ./crashtest/
