@@ -70,7 +70,9 @@ func TestWebhookClientChecksResolvedAddresses(t *testing.T) {
 	defer receiver.Close()
 	port := receiver.URL[strings.LastIndex(receiver.URL, ":"):]
 	resolveTo := func(addr string) func(context.Context, string) ([]netip.Addr, error) {
-		return func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr(addr)}, nil }
+		return func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr(addr)}, nil
+		}
 	}
 	post := func(p WebhookPolicy, url string) error {
 		resp, err := p.Client(5*time.Second).Post(url, "application/json", strings.NewReader("{}"))
