@@ -131,24 +131,12 @@ func TestRegistryOutboxSurvivesCrash(t *testing.T) {
 	// An event left in the outbox for certain: written as a change's batch
 	// writes it, with streamd stopped before any drain.
 	c.stop()
-	st, err := persistence.Open(persistence.Options{FS: c.fs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := st.NewBatch()
 	ev := Event{Type: EventCreated, Path: "/left", ContentType: ctText, CreatedAt: time.Now(), Time: time.Now()}
 	// Numbered an hour ahead: events after the restart must still follow it.
 	ahead := uint64(time.Now().Add(time.Hour).UnixNano())
-	if err := b.PutOutbox(ahead, 1<<40, outboxCreated, ev.registryMessage()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	commitOffline(t, c.fs, func(b *persistence.Batch) error {
+		return b.PutOutbox(ahead, 1<<40, outboxCreated, ev.registryMessage())
+	})
 	c.start()
 	c.createText("/after")
 	eventually(t, opTimeout, "the left event, then the next, in the registry after the restart", func() bool {

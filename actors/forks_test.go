@@ -261,24 +261,12 @@ func TestSweepCollectsAfterLostNotice(t *testing.T) {
 	}
 	e.stop()
 	// The batch the fork's actor writes to delete it, without the notice.
-	st, err := persistence.Open(persistence.Options{FS: e.fs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := st.NewBatch()
-	if err := b.DeleteStream("/f", fork); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.DeleteForkRef(src, fork); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	commitOffline(t, e.fs, func(b *persistence.Batch) error {
+		if err := b.DeleteStream("/f", fork); err != nil {
+			return err
+		}
+		return b.DeleteForkRef(src, fork)
+	})
 	e.start()
 	eventually(t, opTimeout, "the sweep to collect /src", func() bool {
 		st, err := e.st.Load("/src")

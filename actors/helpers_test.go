@@ -421,3 +421,24 @@ func (e *env) crash() *env {
 	e.t.Cleanup(c.stop)
 	return c
 }
+
+// commitOffline commits one batch to the store on fs while streamd is
+// stopped, as an actor would have written it just before a crash.
+func commitOffline(t *testing.T, fs vfs.FS, fill func(b *persistence.Batch) error) {
+	t.Helper()
+	st, err := persistence.Open(persistence.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.NewBatch()
+	defer b.Close()
+	if err := fill(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,7 +46,7 @@ type ListPage struct {
 // for them.
 func (s *Server) ListHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(headerCacheControl, "no-store")
+		w.Header().Set(headerCacheControl, cacheNever)
 		page, err := s.listPage(r)
 		if err != nil {
 			status, msg := http.StatusInternalServerError, "internal error"
